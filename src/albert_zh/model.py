@@ -1,0 +1,476 @@
+"""ALBERT in one file: config, embeddings, attention, layer, encoder, heads.
+
+The three ALBERT changes to BERT are explicit below:
+  1. factorized embedding: tokens live in a small space E and are mapped to the hidden size H
+     (V*E + E*H parameters instead of V*H), in `AlbertEmbeddings` / `AlbertTransformer`;
+  2. cross-layer parameter sharing: `num_hidden_layers` applications of few stored layers,
+     in `AlbertTransformer` (`sharing` and Google's `num_hidden_groups` / `inner_group_num`);
+  3. sentence-order prediction: `AlbertSOPHead`.
+
+Two layouts of released checkpoints are supported by one switch, `embedding_layout`:
+  google     (Google's albert_*_zh, HuggingFace): embeddings summed and normalised in E space,
+             then `embedding_hidden_mapping_in` E->H with bias; MLM transform H->E.
+  brightmart (brightmart's albert_*_zh): word embeddings E projected to H without bias *before*
+             H-sized position and token-type embeddings are added; MLM transform H->H, then the
+             transposed projection H->E, then the tied word embeddings.
+and two layer-norm placements, `ln_type` "postln" (BERT) and "preln" (brightmart's xxlarge).
+
+Parameter names follow HuggingFace transformers, so a Google-layout model's state dict is a
+valid `transformers.AlbertForPreTraining` checkpoint as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from albert_zh import checkpoint
+
+log = logging.getLogger(__name__)
+
+SHARING_MODES = ("all", "attention", "ffn", "none")
+PRESETS = {  # preset name -> the released config it reproduces (bundled in resources/configs)
+    "tiny": "albert_config_tiny.json",  # brightmart albert_tiny_zh
+    "small": "albert_config_small_google.json",  # Google albert_small_zh
+    "tiny_google": "albert_config_tiny_google.json",
+    "base": "albert_config_base.json",  # brightmart albert_base_zh
+    "large": "albert_config_large.json",
+    "xlarge": "albert_config_xlarge.json",
+    "xxlarge": "albert_config_xxlarge.json",  # pre-LN
+}
+# The original TF code's "gelu" is the tanh approximation; HF calls that "gelu_new".
+ACTIVATIONS = {
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+    "relu": F.relu,
+}
+
+
+@dataclass
+class AlbertConfig:
+    """Hyper-parameters of an ALBERT model. Field names follow HuggingFace's AlbertConfig."""
+
+    vocab_size: int = 21128
+    embedding_size: int = 128  # E: the factorized token-embedding width
+    hidden_size: int = 312  # H
+    num_hidden_layers: int = 4  # layers applied, whatever is shared
+    num_attention_heads: int = 12
+    intermediate_size: int = 1248
+    hidden_act: str = "gelu_new"  # "gelu_new" = tanh approximation, as in the original TF code
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    num_hidden_groups: int = 1  # Google: layers are split into this many groups of stored weights
+    inner_group_num: int = 1  # Google: stored layers per group, each applied in turn
+    sharing: str = "all"  # what layers share: all | attention | ffn | none
+    embedding_layout: str = "google"  # google | brightmart (see module docstring)
+    ln_type: str = "postln"  # postln | preln
+    num_labels: int = 2
+    pad_token_id: int = 0
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.sharing not in SHARING_MODES:
+            raise ValueError(f"sharing must be one of {SHARING_MODES}, got {self.sharing!r}")
+        if self.embedding_layout not in ("google", "brightmart"):
+            raise ValueError(f"embedding_layout must be 'google' or 'brightmart', got {self.embedding_layout!r}")
+        if self.ln_type not in ("postln", "preln"):
+            raise ValueError(f"ln_type must be 'postln' or 'preln', got {self.ln_type!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act must be one of {sorted(ACTIVATIONS)}, got {self.hidden_act!r}")
+        if self.sharing != "all":
+            # Partial or no sharing stores one layer per application.
+            if self.inner_group_num != 1:
+                raise ValueError(f"sharing={self.sharing!r} needs inner_group_num=1")
+            self.num_hidden_groups = self.num_hidden_layers
+        if not 1 <= self.num_hidden_groups <= self.num_hidden_layers:
+            raise ValueError(
+                f"num_hidden_groups ({self.num_hidden_groups}) must be between 1 and "
+                f"num_hidden_layers ({self.num_hidden_layers})"
+            )
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "intermediate_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> AlbertConfig:
+        """The configuration of a released model: tiny, small, base, large, xlarge, xxlarge."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        path = resources.files("albert_zh") / "resources" / "configs" / PRESETS[name]
+        return cls.from_dict(json.loads(path.read_text()), **overrides)
+
+    @classmethod
+    def from_json(cls, path: str | Path, **overrides) -> AlbertConfig:
+        """Read brightmart's or Google's albert_config*.json, a HuggingFace config.json, or ours."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file not found: {path}") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(raw, **overrides)
+
+    @classmethod
+    def from_dict(cls, raw: dict, **overrides) -> AlbertConfig:
+        raw = dict(raw)
+        if "model_type" not in raw:  # a TF release config: its "gelu" is the tanh approximation
+            if raw.get("hidden_act") == "gelu":
+                raw["hidden_act"] = "gelu_new"
+            # brightmart's configs carry ln_type (absent or null means post-LN); Google's do not.
+            raw.setdefault("embedding_layout", "brightmart" if "ln_type" in raw else "google")
+            raw["ln_type"] = raw.get("ln_type") or "postln"
+        if raw.get("model_type", "albert") != "albert":
+            raise ValueError(f"not an ALBERT config: model_type is {raw['model_type']!r}")
+        if "id2label" in raw and "num_labels" not in raw:
+            raw["num_labels"] = len(raw["id2label"])
+        fields = {f.name for f in dataclasses.fields(cls)}
+        ignored = sorted(set(raw) - fields)
+        if ignored:
+            log.debug("config keys not used by the model: %s", ignored)
+        return cls(**{**{k: v for k, v in raw.items() if k in fields}, **overrides})
+
+    @property
+    def hf_compatible(self) -> bool:
+        """Whether transformers' AlbertModel computes the same function from these weights."""
+        return self.embedding_layout == "google" and self.ln_type == "postln" and self.sharing == "all"
+
+    def to_dict(self) -> dict:
+        return {"model_type": "albert", **dataclasses.asdict(self)}
+
+
+def _validate_inputs(config: AlbertConfig, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None):
+    """Turn the usual shape and range mistakes into messages instead of deep torch errors."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be [batch, seq_len], got shape {tuple(input_ids.shape)}")
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+    seq_len = input_ids.shape[1]
+    if seq_len > config.max_position_embeddings:
+        raise ValueError(
+            f"sequence length {seq_len} exceeds max_position_embeddings ({config.max_position_embeddings}); "
+            "truncate the input"
+        )
+    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+        bad = input_ids[(input_ids < 0) | (input_ids >= config.vocab_size)]
+        raise ValueError(
+            f"token id {int(bad[0])} out of range for vocab_size {config.vocab_size} "
+            "(was the input made with another vocabulary?)"
+        )
+    if token_type_ids is not None and token_type_ids.numel():
+        if token_type_ids.shape != input_ids.shape:
+            raise ValueError(f"token_type_ids shape {tuple(token_type_ids.shape)} != input_ids shape {tuple(input_ids.shape)}")
+        if token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size:
+            raise ValueError(f"token_type_ids must be in [0, {config.type_vocab_size})")
+
+
+class AlbertEmbeddings(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        # Google sums in E space (mapped to H by the encoder); brightmart projects words to H first.
+        width = config.embedding_size if config.embedding_layout == "google" else config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.embedding_projection = (
+            nn.Linear(config.embedding_size, config.hidden_size, bias=False)
+            if config.embedding_layout == "brightmart"
+            else None
+        )
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        x = self.word_embeddings(input_ids)  # (B, T, E)
+        if self.embedding_projection is not None:
+            x = self.embedding_projection(x)  # (B, T, H)
+        x = x + self.position_embeddings.weight[: input_ids.shape[1]]
+        if token_type_ids is None:  # all segment 0: add its row without a lookup
+            x = x + self.token_type_embeddings.weight[0]
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class AlbertAttention(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.pre_ln = config.ln_type == "preln"
+        self.query, self.key, self.value = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
+        self.dense = nn.Linear(h, h)
+        self.LayerNorm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, H = x.shape
+        h = self.LayerNorm(x) if self.pre_ln else x
+        q, k, v = (proj(h).view(B, T, self.num_heads, -1).transpose(1, 2) for proj in (self.query, self.key, self.value))
+        y = F.scaled_dot_product_attention(  # (B, nh, T, hs)
+            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).reshape(B, T, H)
+        y = x + self.dropout(self.dense(y))
+        return y if self.pre_ln else self.LayerNorm(y)
+
+
+class AlbertLayer(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.pre_ln = config.ln_type == "preln"
+        self.attention = AlbertAttention(config)
+        self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention(x, mask)
+        h = self.full_layer_layer_norm(x) if self.pre_ln else x
+        y = x + self.dropout(self.ffn_output(self.activation(self.ffn(h))))
+        return y if self.pre_ln else self.full_layer_layer_norm(y)
+
+
+class AlbertLayerGroup(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.albert_layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
+
+
+# The AlbertLayer parts that sharing="attention" / "ffn" keep in common across layers.
+SHARED_PARTS = {"attention": ("attention",), "ffn": ("ffn", "ffn_output", "full_layer_layer_norm")}
+
+
+class AlbertTransformer(nn.Module):
+    """num_hidden_layers applications of num_hidden_groups stored groups of layers."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.num_layers = config.num_hidden_layers
+        self.embedding_hidden_mapping_in = (
+            nn.Linear(config.embedding_size, config.hidden_size) if config.embedding_layout == "google" else None
+        )
+        self.albert_layer_groups = nn.ModuleList(AlbertLayerGroup(config) for _ in range(config.num_hidden_groups))
+        # Partial sharing: one layer per application, whose shared part is the same module object.
+        first = self.albert_layer_groups[0].albert_layers[0]
+        for group in self.albert_layer_groups[1:]:
+            for part in SHARED_PARTS.get(config.sharing, ()):
+                setattr(group.albert_layers[0], part, getattr(first, part))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.embedding_hidden_mapping_in is not None:
+            x = self.embedding_hidden_mapping_in(x)  # (B, T, E) -> (B, T, H)
+        num_groups = len(self.albert_layer_groups)
+        for i in range(self.num_layers):
+            for layer in self.albert_layer_groups[i * num_groups // self.num_layers].albert_layers:
+                x = layer(x, mask)
+        return x
+
+
+class AlbertOutput(NamedTuple):
+    sequence_output: torch.Tensor  # (B, T, H)
+    pooled_output: torch.Tensor  # (B, H): tanh(dense(first token))
+
+
+class PreTrainingOutput(NamedTuple):
+    loss: torch.Tensor | None  # mlm_loss + sop_loss, of those whose labels were given
+    mlm_logits: torch.Tensor  # (B, P, V) at masked_positions; (N, V) at labels != -100; else (B, T, V)
+    sop_logits: torch.Tensor  # (B, 2); label 1 = segments swapped
+    mlm_loss: torch.Tensor | None
+    sop_loss: torch.Tensor | None
+
+
+class ClassifierOutput(NamedTuple):
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, num_labels)
+
+
+class AlbertPreTrainedModel(nn.Module):
+    """Weight init and the self-describing checkpoint directory (config.json + model.safetensors + vocab.txt)."""
+
+    base_model_prefix = "albert"
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+
+    def init_weights(self):
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)  # as TF's initializer
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for name, p in self.named_parameters():
+            if name.endswith("predictions.bias"):
+                nn.init.zeros_(p)
+
+    def num_parameters(self, embeddings: bool = True) -> int:
+        """Stored parameters (shared ones counted once)."""
+        params = {id(p): p for n, p in self.named_parameters() if embeddings or "embeddings." not in n}
+        return sum(p.numel() for p in params.values())
+
+    def save_pretrained(self, path: str | Path, vocab_file: str | Path | None = None):
+        """Write config.json + model.safetensors + vocab.txt (the bundled one unless given)."""
+        checkpoint.save_directory(self, path, vocab_file=vocab_file)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **config_overrides):
+        """Load our directory or a HuggingFace ALBERT directory (config.json + weights)."""
+        config = AlbertConfig.from_json(checkpoint.config_path(path), **config_overrides)
+        model = cls(config)
+        checkpoint.load_into(model, path)
+        return model
+
+
+class AlbertModel(AlbertPreTrainedModel):
+    base_model_prefix = ""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.embeddings = AlbertEmbeddings(config)
+        self.encoder = AlbertTransformer(config)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> AlbertOutput:
+        _validate_inputs(self.config, input_ids, token_type_ids)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True where keys may be attended
+        x = self.embeddings(input_ids, token_type_ids)
+        x = self.encoder(x, mask)
+        return AlbertOutput(x, torch.tanh(self.pooler(x[:, 0])))
+
+
+class AlbertMLMHead(nn.Module):
+    """Masked-LM head; its output layer is the (tied) word embedding matrix."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        width = config.embedding_size if config.embedding_layout == "google" else config.hidden_size
+        self.dense = nn.Linear(config.hidden_size, width)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x: torch.Tensor, embeddings: AlbertEmbeddings) -> torch.Tensor:
+        x = self.LayerNorm(self.activation(self.dense(x)))
+        if embeddings.embedding_projection is not None:
+            x = x @ embeddings.embedding_projection.weight  # brightmart: back from H to E
+        return F.linear(x, embeddings.word_embeddings.weight, self.bias)  # (..., V)
+
+
+class AlbertSOPHead(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))
+
+
+class AlbertForPreTraining(AlbertPreTrainedModel):
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config)
+        self.predictions = AlbertMLMHead(config)
+        self.sop_classifier = AlbertSOPHead(config)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        labels=None,
+        sentence_order_label=None,
+        masked_positions=None,
+    ) -> PreTrainingOutput:
+        """MLM logits are computed only where they are needed, as the original TF code does:
+        at `masked_positions` (B, P) if given (then `labels` is (B, P), -100 on padding), else at
+        the positions where `labels` (B, T) is not -100, else (no labels) at every position."""
+        sequence_output, pooled_output = self.albert(input_ids, attention_mask, token_type_ids)
+        if masked_positions is not None:
+            index = masked_positions.long().unsqueeze(-1).expand(-1, -1, sequence_output.shape[-1])
+            at_masks = sequence_output.gather(1, index)  # (B, P, H)
+            targets = labels
+        elif labels is not None:
+            selected = labels != -100
+            at_masks, targets = sequence_output[selected], labels[selected]  # (N, H), (N,)
+        else:
+            at_masks, targets = sequence_output, None
+        mlm_logits = self.predictions(at_masks, self.albert.embeddings)
+        sop_logits = self.sop_classifier(pooled_output)
+
+        mlm_loss = sop_loss = None
+        if targets is not None:
+            mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, mlm_logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
+        if sentence_order_label is not None:
+            sop_loss = F.cross_entropy(sop_logits.float(), sentence_order_label.reshape(-1))
+        losses = [l for l in (mlm_loss, sop_loss) if l is not None]
+        loss = sum(losses) if losses else None
+        return PreTrainingOutput(loss, mlm_logits, sop_logits, mlm_loss, sop_loss)
+
+
+class AlbertForSequenceClassification(AlbertPreTrainedModel):
+    """Single sentences or sentence pairs -> num_labels classes, from the pooled output."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> ClassifierOutput:
+        pooled_output = self.albert(input_ids, attention_mask, token_type_ids).pooled_output
+        logits = self.classifier(self.dropout(pooled_output))
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return ClassifierOutput(loss, logits)
+
+
+def closed_form_parameter_count(config: AlbertConfig) -> dict[str, int]:
+    """Parameter counts from the shapes alone, an independent check on the module code."""
+    V, E, H, I, P, S = (config.vocab_size, config.embedding_size, config.hidden_size,
+                        config.intermediate_size, config.max_position_embeddings, config.type_vocab_size)
+    if config.embedding_layout == "google":
+        embeddings = V * E + (P + S) * E + 2 * E + (E * H + H)  # + embedding_hidden_mapping_in
+    else:
+        embeddings = V * E + E * H + (P + S) * H + 2 * H
+    attention = 4 * (H * H + H) + 2 * H
+    ffn = H * I + I + I * H + H + 2 * H
+    stored = {"all": config.num_hidden_groups * config.inner_group_num * (attention + ffn),
+              "attention": attention + config.num_hidden_layers * ffn,
+              "ffn": config.num_hidden_layers * attention + ffn,
+              "none": config.num_hidden_layers * (attention + ffn)}[config.sharing]
+    encoder = embeddings + stored + (H * H + H)  # + pooler
+    width = E if config.embedding_layout == "google" else H
+    mlm = H * width + width + 2 * width + V
+    return {"embeddings": embeddings, "layers": stored, "model": encoder, "pretraining": encoder + mlm + 2 * H + 2}
+
