@@ -1,0 +1,47 @@
+"""The CLI: every verb is listed and documented, the main job runs, errors are one clear line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from albert_zh.cli import COMMANDS, build_parser, main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "albert_zh.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_every_command():
+    help_text = build_parser().format_help()
+    for verb in COMMANDS:
+        assert verb in help_text
+
+
+@pytest.mark.parametrize("verb", list(COMMANDS))
+def test_every_command_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--help"])
+    assert e.value.code == 0
+    assert COMMANDS[verb][2] in capsys.readouterr().out
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert "reloaded model gives identical outputs: True" in result.stdout
+    assert "[CLS] 我 喜 欢 妈 妈 做 的 汤 [SEP]" in result.stdout
+    assert (tmp_path / "demo" / "albert_tiny" / "model.safetensors").is_file()
+
+
+def test_presets_json_lists_all_presets(capsys):
+    assert main(["presets", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7 and '"preset": "xxlarge"' in lines[-1]
+
+
+def test_user_errors_are_one_line_with_status_2(tmp_path, capsys):
+    (tmp_path / "demo").write_text("a file where the demo wants a folder")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("albert-zh demo: error:") and "Traceback" not in err
