@@ -12,7 +12,11 @@ from pathlib import Path
 
 import torch
 
-from albert_zh.model import AlbertConfig, AlbertForPreTraining, closed_form_parameter_count
+from albert_zh.model import (
+    AlbertConfig,
+    AlbertForPreTraining,
+    closed_form_parameter_count,
+)
 from albert_zh.tokenizer import load_tokenizer
 
 PAIR = ("我喜欢妈妈做的汤", "妈妈做的汤我很喜欢喝")
