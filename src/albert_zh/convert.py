@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from albert_zh import checkpoint
-from albert_zh.model import PRESETS, AlbertConfig, AlbertForPreTraining
+from albert_zh.model import PRESETS, AlbertConfig, AlbertForPreTraining, read_config_json
 from albert_zh.tf_checkpoint import (
     TFCheckpointError,
     read_bundle_index,
@@ -294,15 +294,7 @@ def _load_config_source(config, folder: Path) -> tuple[AlbertConfig | None, dict
         path = Path(config)
         if not path.is_file() and str(config) in PRESETS:
             return None, {}, f"preset {config}"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConversionError(f"config file not found: {path}") from None
-    except json.JSONDecodeError as err:
-        raise ConversionError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise ConversionError(f"{path}: not a config (a JSON object is expected)")
-    return None, raw, str(path)
+    return None, read_config_json(path), str(path)
 
 
 def resolve_config(config, folder: Path, layout: Layout) -> tuple[AlbertConfig, str]:

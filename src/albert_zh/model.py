@@ -55,6 +55,20 @@ ACTIVATIONS = {
 }
 
 
+def read_config_json(path: str | Path) -> dict:
+    """The JSON object in a config file, with the file named in any error."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a config (a JSON object is expected)")
+    return raw
+
+
 @dataclass
 class AlbertConfig:
     """Hyper-parameters of an ALBERT model. Field names follow HuggingFace's AlbertConfig."""
@@ -120,14 +134,7 @@ class AlbertConfig:
     @classmethod
     def from_json(cls, path: str | Path, **overrides) -> AlbertConfig:
         """Read brightmart's or Google's albert_config*.json, a HuggingFace config.json, or ours."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"config file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-        return cls.from_dict(raw, **overrides)
+        return cls.from_dict(read_config_json(path), **overrides)
 
     @classmethod
     def from_dict(cls, raw: dict, **overrides) -> AlbertConfig:
