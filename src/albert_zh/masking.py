@@ -329,7 +329,9 @@ def mask_batch(tokens: np.ndarray, word_starts: np.ndarray, maskable: np.ndarray
     chosen_mask = np.frombuffer(bytes(chosen), dtype=bool).reshape(k, width)
     counts = chosen_mask.sum(1)
     slots = np.arange(options.max_predictions) < counts[:, None]
-    positions = np.where(slots, np.argsort(~chosen_mask, axis=1, kind="stable")[:, :options.max_predictions], 0)
+    chosen_first = np.argsort(~chosen_mask, axis=1, kind="stable")[:, :options.max_predictions]
+    chosen_first = np.pad(chosen_first, ((0, 0), (0, options.max_predictions - chosen_first.shape[1])))
+    positions = np.where(slots, chosen_first, 0)
     labels = np.where(slots, np.take_along_axis(tokens, positions, axis=1), 0)
     return MaskedBatch(replace_tokens(tokens, positions, slots, options, rng), positions, labels, counts, spans)
 
