@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _HAN_BLOCK = re.compile("([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)")
 _SKIP = re.compile(r"(\r\n|\s)")
 _ASCII_ALNUM = frozenset(string.ascii_letters + string.digits)
+_CJK_WORD = re.compile("[\u4E00-\u9FFF]+")
 _MISSING = object()  # not even a prefix of a dictionary word
 
 # ranges BERT treats as CJK characters (each one is a word of its own for WordPiece)
@@ -207,8 +208,17 @@ class WholeWordEncoder:
     def _learn(self, words: set[str]):
         if len(self._pieces) + len(words) > self.max_cached_words:
             self._pieces.clear()
-        new = sorted(words)
-        for word, ids in zip(new, self.tokenizer.encode_plain(new)):
+        # a word of CJK unified ideographs is one token per character (normalisation leaves them
+        # alone), so a dictionary lookup gives its ids; encode_batch costs ~10 us a word
+        vocab, unk = self.tokenizer.vocab, self.tokenizer.unk_id
+        other = []
+        for word in words:
+            if _CJK_WORD.fullmatch(word):
+                self._pieces[word] = (tuple(vocab.get(ch, unk) for ch in word), (True,) + (False,) * (len(word) - 1))
+            else:
+                other.append(word)
+        other.sort()
+        for word, ids in zip(other, self.tokenizer.encode_plain(other)):
             self._pieces[word] = (tuple(ids), (True,) + (False,) * (len(ids) - 1) if ids else ())
 
     def _join_bert_words(self, words: list[str]) -> list[str]:

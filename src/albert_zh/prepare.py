@@ -34,7 +34,7 @@ from albert_zh.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-CHUNK_CHARS = 50_000  # work unit of one worker; fixed, so the output does not depend on --workers
+CHUNK_CHARS = 20_000  # work unit of one worker; fixed, so the output does not depend on --workers
 MAX_DOCUMENT_CHARS = 1_000_000  # a longer document (e.g. a file without blank lines) is cut, to bound memory
 PROGRESS = "progress.json"
 MAX_EXAMPLES = 10  # file:line locations kept per skip reason
