@@ -19,9 +19,9 @@ import statistics
 
 import torch
 import transformers
+from common import machine, median_seconds, write_section
 
 from albert_zh.model import AlbertConfig, AlbertForPreTraining, AlbertModel
-from common import machine, median_seconds, write_section
 
 SEQ = 128
 MASKED = 20

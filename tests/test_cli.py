@@ -1,5 +1,6 @@
 """The CLI: every verb is listed and documented, the main job runs, errors are one clear line."""
 
+import json
 import subprocess
 import sys
 
@@ -45,3 +46,19 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("albert-zh demo: error:") and "Traceback" not in err
+
+
+def test_prepare_data_and_inspect_data(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("今天天气很好。\n我们去公园散步。\n公园里有很多花。\n\n他喜欢读书。\n书店在学校旁边。\n周末人很多。\n",
+                      encoding="utf-8")
+    out = tmp_path / "data"
+    result = run_cli("prepare-data", str(corpus), "--out", str(out), "--max-seq-length", "32", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "2 documents, 6 sentences" in result.stdout and "instances in 1 shard(s)" in result.stdout
+    shown = run_cli("inspect-data", str(out), "--num", "1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    instance = json.loads(shown.stdout)
+    assert instance["tokens"][0] == "[CLS]" and instance["sop_label"] in (0, 1)
+    again = run_cli("prepare-data", str(corpus), "--out", str(out), "--max-seq-length", "64", "--workers", "1")
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr

@@ -14,8 +14,16 @@ import pytest
 from albert_zh import prepare
 from albert_zh.data import read_manifest
 from albert_zh.masking import ngram_probabilities
-from albert_zh.prepare import (PrepareConfig, add_inspect_arguments, add_prepare_arguments, expand_inputs,
-                               inspect_data, prepare_config_from_args, prepare_data, split_sentences)
+from albert_zh.prepare import (
+    PrepareConfig,
+    add_inspect_arguments,
+    add_prepare_arguments,
+    expand_inputs,
+    inspect_data,
+    prepare_config_from_args,
+    prepare_data,
+    split_sentences,
+)
 from albert_zh.tokenizer import load_tokenizer
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "clue_small_docs.txt"

@@ -112,13 +112,15 @@ def save_directory(model: torch.nn.Module, path: str | Path, vocab_file: str | P
     path.mkdir(parents=True, exist_ok=True)
     config = {**model.config.to_dict(), "architectures": [type(model).__name__]}
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters()}
-    _write_atomic(path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n"))
+    write_atomic(path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n"))
     source = Path(vocab_file) if vocab_file else resources.files("albert_zh") / "resources" / VOCAB_NAME
-    _write_atomic(path / VOCAB_NAME, lambda tmp: shutil.copyfile(source, tmp))
+    write_atomic(path / VOCAB_NAME, lambda tmp: shutil.copyfile(source, tmp))
 
 
-def _write_atomic(target: Path, write):
+def write_atomic(target: Path, write):
+    """`write(tmp_path)`, flushed to disk, then renamed onto target: a crash leaves the old file
+    or the new one, never half of one."""
     tmp = target.with_name(target.name + ".tmp")
     write(str(tmp))
     with open(tmp, "rb") as f:

@@ -62,10 +62,38 @@ def _convert(args):
     print(convert(args.src, args.out, config=args.config, fmt=args.fmt, to=args.to))
 
 
+def _prepare_arguments(p: argparse.ArgumentParser):
+    from albert_zh.prepare import add_prepare_arguments
+
+    add_prepare_arguments(p)
+
+
+def _prepare(args):
+    from albert_zh.prepare import prepare_config_from_args, prepare_data
+
+    summary = prepare_data(prepare_config_from_args(args))
+    print("\n".join(summary.lines()))
+
+
+def _inspect_arguments(p: argparse.ArgumentParser):
+    from albert_zh.prepare import add_inspect_arguments
+
+    add_inspect_arguments(p)
+
+
+def _inspect(args):
+    from albert_zh.prepare import inspect_data
+
+    for text in inspect_data(args.dir, num=args.num, as_json=args.json):
+        print(text)
+
+
 COMMANDS = {
     # verb: (add_arguments, run, one-line help)
     "demo": (_demo_arguments, _demo, "run the whole flow on the bundled Chinese sample (the README's main job)"),
     "convert": (_convert_arguments, _convert, "convert a released TF or HuggingFace ALBERT checkpoint (no TensorFlow needed)"),
+    "prepare-data": (_prepare_arguments, _prepare, "turn Chinese text into masked-LM + sentence-order pretraining shards"),
+    "inspect-data": (_inspect_arguments, _inspect, "decode instances of a prepare-data folder (text or JSON lines)"),
     "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
 }
 

@@ -76,7 +76,8 @@ def run_demo(out: str | Path, threads: int = 2):
     model.save_pretrained(out / "albert_tiny")
     reloaded = AlbertForPreTraining.from_pretrained(out / "albert_tiny").eval()
     with torch.inference_mode():
-        same = torch.equal(reloaded(masked, mask, types, masked_positions=torch.tensor([[position]])).mlm_logits, result.mlm_logits)
+        again = reloaded(masked, mask, types, masked_positions=torch.tensor([[position]]))
+        same = torch.equal(again.mlm_logits, result.mlm_logits)
     for f in sorted((out / "albert_tiny").iterdir()):
         print(f"  {f.name:20s} {f.stat().st_size / 2**20:7.2f} MB")
     print(f"reloaded model gives identical outputs: {same}")

@@ -446,7 +446,8 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
 
         mlm_loss = sop_loss = None
         if targets is not None:
-            mlm_loss = F.cross_entropy(mlm_logits.reshape(-1, mlm_logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
+            flat_logits = mlm_logits.reshape(-1, mlm_logits.shape[-1]).float()
+            mlm_loss = F.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=-100)
         if sentence_order_label is not None:
             sop_loss = F.cross_entropy(sop_logits.float(), sentence_order_label.reshape(-1))
         losses = [l for l in (mlm_loss, sop_loss) if l is not None]

@@ -18,17 +18,17 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from albert_zh.data import FORMAT, MANIFEST, SHARD_PATTERN, PretrainingDataset, read_manifest, record_dtype
+from albert_zh.checkpoint import write_atomic
+from albert_zh.data import FORMAT, MANIFEST, SHARD_PATTERN, PretrainingDataset, record_dtype
 from albert_zh.masking import JiebaSegmenter, MaskingOptions, WholeWordEncoder, mask_batch
 from albert_zh.tokenizer import load_tokenizer
 
@@ -441,9 +441,7 @@ def _differences(old: dict, new: dict) -> str:
 
 
 def _write_json(path: Path, value: dict):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=1, ensure_ascii=False)))
 
 
 def _resume_state(out: Path, fingerprint: dict, overwrite: bool) -> dict | None:
@@ -463,7 +461,8 @@ def _resume_state(out: Path, fingerprint: dict, overwrite: bool) -> dict | None:
             state = json.loads((out / name).read_text())
             if state.get("fingerprint") == fingerprint:
                 return state
-            raise FileExistsError(f"{out} holds another run's shards ({_differences(state.get('fingerprint', {}), fingerprint)}); "
+            changed = _differences(state.get("fingerprint", {}), fingerprint)
+            raise FileExistsError(f"{out} holds another run's shards ({changed}); "
                                   "pass --overwrite to replace them or choose another --out")
     if any(p.name.startswith("shard-") for p in ours):
         raise FileExistsError(f"{out} holds shards of an unknown run; pass --overwrite to replace them")
@@ -604,18 +603,18 @@ def prepare_data(config: PrepareConfig) -> PrepareSummary:
                 "summary": asdict(summary)}
     _write_json(out / MANIFEST, manifest)  # last: its presence means the run is complete
     (out / PROGRESS).unlink(missing_ok=True)
-    for line in summary.lines():
-        log.info("%s", line)
     return summary
 
 
 def _write_shard(out: Path, index: int, buffered: list[np.ndarray]) -> dict:
     name = SHARD_PATTERN.format(index)
     records = np.concatenate(buffered)
-    tmp = out / (name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, records)
-    os.replace(tmp, out / name)
+
+    def save(tmp: str):
+        with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+            np.save(f, records)
+
+    write_atomic(out / name, save)
     return {"file": name, "instances": len(records)}
 
 
