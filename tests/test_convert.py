@@ -20,6 +20,7 @@ try:
     import transformers
 except ImportError:  # the reader and the reference tests do not need it
     transformers = None
+GOOGLE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "google_albert"
 needs_transformers = pytest.mark.skipif(transformers is None, reason="transformers not installed")
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tf_checkpoints"
@@ -102,18 +103,11 @@ def test_corrupted_index(tmp_path, damage):
 
 # ---- the reference checkpoints of the original TF code -------------------------------------
 
-@needs_reference
-@pytest.mark.parametrize("folder, ln_type", [("brightmart_tiny", "postln"),
-                                             ("brightmart_tiny_preln", "preln")])
-def test_converted_reference_reproduces_original_outputs(tmp_path, folder, ln_type):
-    out = tmp_path / "out"
-    summary = convert(REFERENCE / folder, out)
-    assert summary.format == "brightmart" and summary.layout["ln_type"] == ln_type
-    assert summary.layout["sharing"] == "all" and len(summary.mapped) == 31
-    model = AlbertForPreTraining.from_pretrained(out).eval()
-
-    inputs = np.load(REFERENCE / folder / "inputs.npz")
-    expected = np.load(REFERENCE / folder / "outputs.npz")
+def assert_reproduces(model_dir: Path, reference: Path):
+    """The converted model's outputs against those the original TF code saved beside its checkpoint."""
+    model = AlbertForPreTraining.from_pretrained(model_dir).eval()
+    inputs = np.load(reference / "inputs.npz")
+    expected = np.load(reference / "outputs.npz")
     ids, mask, types, positions = (torch.from_numpy(inputs[k]).long() for k in
                                    ("input_ids", "input_mask", "segment_ids", "masked_lm_positions"))
     with torch.no_grad():
@@ -125,10 +119,39 @@ def test_converted_reference_reproduces_original_outputs(tmp_path, folder, ln_ty
         "pooled_output": pooled_output.numpy(),
         "mlm_log_probs": torch.log_softmax(outputs.mlm_logits, -1).numpy(),
         "sop_logits": outputs.sop_logits.numpy(),
+        "sop_log_probs": torch.log_softmax(outputs.sop_logits, -1).numpy(),
     }
-    for name, value in got.items():
-        reference = expected[name][real] if name == "sequence_output" else expected[name]
-        np.testing.assert_allclose(value, reference, rtol=0, atol=5e-5, err_msg=name)
+    compared = [name for name in got if name in expected]
+    assert len(compared) == 4, compared
+    for name in compared:
+        value = expected[name][real] if name == "sequence_output" else expected[name]
+        np.testing.assert_allclose(got[name], value, rtol=0, atol=5e-5, err_msg=name)
+
+
+@needs_reference
+@pytest.mark.parametrize("folder, ln_type", [("brightmart_tiny", "postln"),
+                                             ("brightmart_tiny_preln", "preln")])
+def test_converted_reference_reproduces_original_outputs(tmp_path, folder, ln_type):
+    out = tmp_path / "out"
+    summary = convert(REFERENCE / folder, out)
+    assert summary.format == "brightmart" and summary.layout["ln_type"] == ln_type
+    assert summary.layout["sharing"] == "all" and len(summary.mapped) == 31
+    assert_reproduces(out, REFERENCE / folder)
+
+
+# ---- Google naming: checkpoints written by Google's original code (tests/fixtures) --------
+
+@pytest.mark.parametrize("folder, groups, inner", [("one_group", 1, 1), ("two_groups", 2, 2)])
+def test_google_original_checkpoint_reproduces_original_outputs(tmp_path, folder, groups, inner):
+    """Written by google-research/albert's modeling.py and run_pretraining.py heads under TF 2's
+    compat.v1 (tests/fixtures/google_albert/make_fixture.py), with their outputs."""
+    reference = GOOGLE_FIXTURES / folder
+    summary = convert(reference, tmp_path / "out")
+    assert summary.format == "google"
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["num_hidden_groups"], saved["inner_group_num"]) == (groups, inner), saved
+    assert (tmp_path / "out" / "vocab.txt").read_text() == (reference / "vocab.txt").read_text()
+    assert_reproduces(tmp_path / "out", reference)
 
 
 # ---- Google naming: a fixture built here, against transformers' ALBERT ---------------------
