@@ -334,3 +334,12 @@ def test_inspect_json_lines(built):
     text = next(inspect_data(built / "inspect", num=1))
     assert text.startswith("instance 0") and "masked:" in text
     assert Counter(len(list(inspect_data(built / "inspect", num=n))) for n in (0, 2)) == Counter([0, 2])
+
+
+def test_a_file_without_blank_lines_is_cut_into_bounded_documents(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare, "MAX_DOCUMENT_CHARS", 50)
+    corpus = tmp_path / "one_long_document.txt"
+    corpus.write_text("".join(f"第{i}句话说的是今天天气很好我们一起去公园。\n" for i in range(10)), encoding="utf-8")
+    documents = list(prepare.read_documents([corpus], stats := prepare.ReadStats()))
+    assert [len(d) for d in documents] == [3, 3, 3, 1]  # 21-character lines: a cut after every third
+    assert stats.notes["documents cut at 50 characters"] == 3

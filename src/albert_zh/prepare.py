@@ -154,66 +154,58 @@ def read_documents(paths: list[Path], stats: ReadStats) -> Iterator[list[str]]:
     """Documents as lists of sentences. Text: one sentence per line, a blank line between
     documents. JSONL: one document per line in its `text` field, cut into sentences."""
     for path in paths:
-        jsonl = path.name.removesuffix(".gz").endswith(".jsonl")
-        document: list[str] = []
-        size = 0
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
-            for line_no, raw in enumerate(f, 1):
-                stats.bytes += len(raw)
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats.skip("invalid UTF-8", path, line_no)
-                    continue
-                if jsonl:
-                    sentences = _jsonl_sentences(line, path, line_no, stats)
-                    if sentences:
-                        yield from _bounded(sentences, stats)
-                    continue
-                cleaned = _clean(line, stats)
-                if not cleaned:
-                    if document:
-                        yield document
-                    document, size = [], 0
-                    continue
-                document.append(cleaned)
-                size += len(cleaned)
-                if size >= MAX_DOCUMENT_CHARS:
-                    stats.notes[f"documents cut at {MAX_DOCUMENT_CHARS:,} characters"] += 1
-                    yield document
-                    document, size = [], 0
-        if document:
+        yield from _documents(_sentences(path, stats), stats)
+
+
+def _sentences(path: Path, stats: ReadStats) -> Iterator[str | None]:
+    """A file's sentences in order, None where a document ends."""
+    jsonl = path.name.removesuffix(".gz").endswith(".jsonl")
+    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+        for line_no, raw in enumerate(f, 1):
+            stats.bytes += len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                stats.skip("invalid UTF-8", path, line_no)
+                continue
+            if jsonl:
+                yield from _jsonl_sentences(line, path, line_no, stats)
+                yield None
+            else:
+                yield _clean(line, stats) or None
+    yield None
+
+
+def _documents(sentences: Iterator[str | None], stats: ReadStats) -> Iterator[list[str]]:
+    """Sentences grouped into documents; one longer than MAX_DOCUMENT_CHARS (a file without blank
+    lines, say) is cut there, so memory stays bounded."""
+    document, size = [], 0
+    for sentence in sentences:
+        if sentence is not None:
+            document.append(sentence)
+            size += len(sentence)
+            if size >= MAX_DOCUMENT_CHARS:
+                stats.notes[f"documents cut at {MAX_DOCUMENT_CHARS:,} characters"] += 1
+        if document and (sentence is None or size >= MAX_DOCUMENT_CHARS):
             yield document
+            document, size = [], 0
 
 
-def _jsonl_sentences(line: str, path: Path, line_no: int, stats: ReadStats) -> list[str] | None:
+def _jsonl_sentences(line: str, path: Path, line_no: int, stats: ReadStats) -> list[str]:
     if not line.strip():
-        return None
+        return []
     try:
         record = json.loads(line, strict=False)  # raw control characters are cleaned below, not fatal
     except json.JSONDecodeError:
         stats.skip("invalid JSON", path, line_no)
-        return None
+        return []
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         stats.skip("JSON line without a text string", path, line_no)
-        return None
+        return []
     sentences = [s for s in (_clean(s, stats) for s in split_sentences(record["text"])) if s]
     if not sentences:
         stats.skip("empty documents", path, line_no)
     return sentences
-
-
-def _bounded(sentences: list[str], stats: ReadStats) -> Iterator[list[str]]:
-    document, size = [], 0
-    for sentence in sentences:
-        document.append(sentence)
-        size += len(sentence)
-        if size >= MAX_DOCUMENT_CHARS:
-            stats.notes[f"documents cut at {MAX_DOCUMENT_CHARS:,} characters"] += 1
-            yield document
-            document, size = [], 0
-    if document:
-        yield document
 
 
 def chunk_documents(documents: Iterator[list[str]], stats: ReadStats) -> Iterator[tuple[int, list[list[str]], int]]:
