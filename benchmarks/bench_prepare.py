@@ -246,9 +246,7 @@ def section(results: dict) -> str:
         gib = 1 << 30
         state = "the whole corpus" if m["finished"] else (
             f"stopped after {m['seconds'] / 60:.0f} minutes, {m['documents_done'] or 0:,} of {m['documents_total']:,} "
-            "documents done: the whole corpus takes about 55 minutes on 2 cores, more than the session that "
-            "measured this could spend; what holds memory (the chunks in flight, one shard's buffer, the dictionaries) "
-            "does not grow with the corpus")
+            "documents done")
         lines += [f"`python benchmarks/bench_prepare.py --part memory`: the shared corpus repeated to "
                   f"{m['corpus_bytes'] / 1e9:.2f} GB, `--workers {m['workers']} --dupe-factor 1 --max-seq-length "
                   f"{m['max_seq_length']} --masking {m['masking']}`; {state}; memory of the whole process tree sampled "
@@ -262,6 +260,13 @@ def section(results: dict) -> str:
                   ""]
         if m["finished"]:
             lines.append(f"{m['result']['instances']:,} instances in {m['seconds'] / 60:.1f} minutes.")
+        timeline = m.get("timeline", [])
+        if len(timeline) > 4:
+            # memory as the run goes on: flat means it does not grow with the corpus
+            picks = [timeline[round(k * (len(timeline) - 1) / 4)] for k in range(1, 5)]
+            lines.append("PSS of the process tree as the run went on: " + ", ".join(
+                f"{pss / gib:.2f} GiB after {done / m['documents_total']:.0%} of the documents" for _, done, pss in picks)
+                + " (the chunks in flight, one shard's buffer and the dictionaries; none grows with the corpus).")
     return "\n".join(lines)
 
 
