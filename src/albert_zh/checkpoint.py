@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,24 @@ def config_path(path: str | Path) -> Path:
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """model.safetensors (also sharded, with an index) or pytorch_model.bin, read without pickles."""
     if (path / WEIGHTS_NAME).is_file():
-        return load_file(path / WEIGHTS_NAME)
+        return _load_safetensors(path / WEIGHTS_NAME)
     index = path / (WEIGHTS_NAME + ".index.json")
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(path / shard).items()}
+        return {k: v for shard in shards for k, v in _load_safetensors(path / shard).items()}
     if (path / "pytorch_model.bin").is_file():
-        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises several types for a damaged or unsafe file
+            raise CheckpointError(f"{path / 'pytorch_model.bin'} cannot be read: {e}") from e
     raise FileNotFoundError(f"{path} has no {WEIGHTS_NAME} or pytorch_model.bin")
+
+
+def _load_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(file)
+    except SafetensorError as e:
+        raise CheckpointError(f"{file} is not a readable safetensors file ({e}); was it cut short or overwritten?") from e
 
 
 def _full_name(key: str) -> str:

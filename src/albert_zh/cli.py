@@ -88,12 +88,104 @@ def _inspect(args):
         print(text)
 
 
+def _export_arguments(p: argparse.ArgumentParser):
+    p.add_argument("model", help="a model directory (fine-tuned: logits + pooled output; else pooled output)")
+    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "litert"],
+                   help="onnx (default); litert is not available, see the README")
+    p.add_argument("--out", help="output file (default: MODEL/model.onnx, or MODEL/model.int8.onnx with "
+                                 "--quantize int8, where `Classifier.load(..., backend=...)` and `serve` look)")
+    p.add_argument("--quantize", choices=["int8"], help="int8 dynamic quantization of the weights (onnxruntime)")
+    p.add_argument("--max-seq-length", type=int, default=128,
+                   help="longest sample sequence the export is checked on (default: 128; the graph takes any length)")
+
+
+def _export(args):
+    from pathlib import Path
+
+    from albert_zh.export import export_onnx
+    from albert_zh.inference import ONNX_FILES
+
+    if args.fmt == "litert":
+        raise ValueError("LiteRT export is not available: litert-torch needs a torch release other than the one this "
+                         "project pins; see the README's Deployment section. Use --format onnx.")
+    out = args.out or Path(args.model) / ONNX_FILES["onnx-int8" if args.quantize else "onnx"]
+    report = export_onnx(args.model, out, quantize=args.quantize, max_seq_length=args.max_seq_length)
+    print("\n".join(report.lines()))
+
+
+def _bench_arguments(p: argparse.ArgumentParser):
+    p.add_argument("model", help="a model directory")
+    p.add_argument("--backend", default="torch", help="comma-separated: torch, onnx, onnx-int8 (default: torch; ONNX "
+                                                        "files are exported into MODEL first if missing)")
+    p.add_argument("--seq-lens", default="32,64,128,256,512", help="sequence lengths (default: 32,64,128,256,512)")
+    p.add_argument("--batch-sizes", default="1,8,32", help="batch sizes (default: 1,8,32)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    p.add_argument("--seconds", type=float, default=2.0, help="measuring time per shape (default: 2)")
+    p.add_argument("--max-batch", action="store_true",
+                   help="instead: the largest batch per sequence length within --memory-budget")
+    p.add_argument("--memory-budget", default="8GB", help="peak RSS budget for --max-batch (default: 8GB)")
+
+
+def _bench(args):
+    from albert_zh.bench import BenchConfig, bench, max_batch_sizes, parse_size, table
+
+    config = BenchConfig(model=args.model, backends=tuple(args.backend.split(",")),
+                         seq_lens=_ints(args.seq_lens, "--seq-lens"), batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
+                         threads=args.threads, seconds=args.seconds)
+    if args.max_batch:
+        print(f"| seq len | max batch within {args.memory_budget} ({config.backends[0]}) |\n|---:|---:|")
+        for row in max_batch_sizes(config, parse_size(args.memory_budget)):
+            print(f"| {row['seq_len']} | {row['max_batch']} |")
+    else:
+        print(table(bench(config)))
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give comma-separated integers") from None
+
+
+def _serve_arguments(p: argparse.ArgumentParser):
+    from albert_zh.serve import ServeConfig
+
+    d = ServeConfig(model="-")
+    p.add_argument("model", help="a fine-tuned model directory (an encoder alone serves /embed only)")
+    p.add_argument("--host", default=d.host, help=f"(default: {d.host})")
+    p.add_argument("--port", type=int, default=d.port, help=f"(default: {d.port})")
+    p.add_argument("--backend", default=d.backend, choices=["torch", "onnx", "onnx-int8"],
+                   help=f"(default: {d.backend}; onnx files are exported into MODEL first if missing)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help=f"texts per model call, gathered across requests (default: {d.max_batch})")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help=f"how long a request waits for others to batch with (default: {d.max_wait_ms})")
+    p.add_argument("--max-items", type=int, default=d.max_items, help=f"texts or pairs per request (default: {d.max_items})")
+    p.add_argument("--max-chars", type=int, default=d.max_chars, help=f"characters per text (default: {d.max_chars})")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help=f"request body size limit (default: {d.max_body_bytes})")
+    p.add_argument("--max-seq-length", type=int, default=d.max_seq_length,
+                   help=f"tokens per input, longer ones truncated (default: {d.max_seq_length})")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: the runtime's choice)")
+
+
+def _serve(args):
+    from dataclasses import fields
+
+    from albert_zh.serve import ServeConfig, serve
+
+    serve(ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)}))
+
+
 COMMANDS = {
     # verb: (add_arguments, run, one-line help)
     "demo": (_demo_arguments, _demo, "run the whole flow on the bundled Chinese sample (the README's main job)"),
     "convert": (_convert_arguments, _convert, "convert a released TF or HuggingFace ALBERT checkpoint (no TensorFlow needed)"),
     "prepare-data": (_prepare_arguments, _prepare, "turn Chinese text into masked-LM + sentence-order pretraining shards"),
     "inspect-data": (_inspect_arguments, _inspect, "decode instances of a prepare-data folder (text or JSON lines)"),
+    "export": (_export_arguments, _export, "export a model directory to ONNX (fp32 or int8), checked against PyTorch"),
+    "bench": (_bench_arguments, _bench, "latency, throughput and peak memory per backend; max batch for a memory budget"),
+    "serve": (_serve_arguments, _serve, "HTTP service: /similarity, /classify, /embed, micro-batched across clients"),
     "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
 }
 

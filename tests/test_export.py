@@ -1,0 +1,62 @@
+"""ONNX export: parity with PyTorch on shapes it was not traced with, the shared layer stored once, int8."""
+
+import numpy as np
+import pytest
+import torch
+
+from albert_zh.export import export_onnx, sample_inputs
+from albert_zh.inference import load_torch_model, onnx_backend
+from deploy_fixtures import save_classifier, save_encoder
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    return save_classifier(tmp_path_factory.mktemp("export") / "classifier")
+
+
+def torch_outputs(model_dir, arrays):
+    model = load_torch_model(model_dir)
+    with torch.inference_mode():
+        ids, mask, types = (torch.from_numpy(a) for a in arrays)
+        if hasattr(model, "classifier"):
+            pooled = model.albert(ids, mask, types).pooled_output
+            return {"logits": model.classifier(pooled).numpy(), "pooled_output": pooled.numpy()}
+        return {"pooled_output": model(ids, mask, types).pooled_output.numpy()}
+
+
+def test_fp32_matches_pytorch_on_new_shapes_and_stores_the_shared_layer_once(classifier_dir):
+    report = export_onnx(classifier_dir, classifier_dir / "model.onnx")
+    assert report.max_abs_diff <= 1e-4
+    assert report.size_bytes <= 1.1 * (classifier_dir / "model.safetensors").stat().st_size
+    run = onnx_backend(classifier_dir / "model.onnx")
+    for arrays in sample_inputs(21128, shapes=((1, 5), (4, 100)), seed=1):
+        expected, got = torch_outputs(classifier_dir, arrays), run(*arrays)
+        assert set(got) == {"logits", "pooled_output"}
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_encoder_exports_pooled_output(tmp_path):
+    model_dir = save_encoder(tmp_path / "encoder")
+    export_onnx(model_dir, tmp_path / "encoder.onnx")
+    arrays = sample_inputs(21128, shapes=((2, 9),), seed=2)[0]
+    got = onnx_backend(tmp_path / "encoder.onnx")(*arrays)
+    assert set(got) == {"pooled_output"}
+    np.testing.assert_allclose(got["pooled_output"], torch_outputs(model_dir, arrays)["pooled_output"], atol=1e-4)
+
+
+def test_int8_is_smaller_and_close(classifier_dir, tmp_path):
+    fp32 = export_onnx(classifier_dir, tmp_path / "model.onnx")
+    int8 = export_onnx(classifier_dir, tmp_path / "model.int8.onnx", quantize="int8")
+    assert int8.size_bytes < 0.5 * fp32.size_bytes
+    arrays = sample_inputs(21128, shapes=((16, 24),), seed=3)[0]
+    a, b = onnx_backend(tmp_path / "model.onnx")(*arrays), onnx_backend(tmp_path / "model.int8.onnx")(*arrays)
+    assert 0 < np.abs(a["logits"] - b["logits"]).max() < 0.25 * np.abs(a["logits"]).max()
+
+
+def test_bad_requests(classifier_dir, tmp_path):
+    with pytest.raises(ValueError, match="only int8"):
+        export_onnx(classifier_dir, tmp_path / "x.onnx", quantize="int4")
+    with pytest.raises(FileNotFoundError):
+        export_onnx(tmp_path / "missing", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
