@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from deploy_fixtures import save_classifier, save_encoder
 
 from albert_zh.export import export_onnx, sample_inputs
 from albert_zh.inference import load_torch_model, onnx_backend
-from deploy_fixtures import save_classifier, save_encoder
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from deploy_fixtures import PAIRS, save_classifier, save_encoder
 
 from albert_zh.inference import Classifier, SentenceSimilarity, load_backend, load_torch_model
 from albert_zh.tokenizer import load_tokenizer
-from deploy_fixtures import PAIRS, save_classifier, save_encoder
 
 
 @pytest.fixture(scope="module")

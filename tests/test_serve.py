@@ -7,12 +7,12 @@ import json
 import httpx
 import numpy as np
 import pytest
+from deploy_fixtures import PAIRS, save_classifier
 from fastapi.testclient import TestClient
 
 from albert_zh.cli import main
 from albert_zh.inference import SentenceSimilarity
 from albert_zh.serve import BodyLimit, ServeConfig, create_app
-from deploy_fixtures import PAIRS, save_classifier
 
 
 @pytest.fixture(scope="module")
