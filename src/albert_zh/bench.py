@@ -43,7 +43,15 @@ def random_batch(batch: int, length: int, vocab_size: int, seed: int = 0) -> tup
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak resident memory. /proc's VmHWM starts afresh at exec; getrusage's
+    maxrss does not (a spawned child would report its parent's peak), so it is the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux and most BSDs: KiB
 
 
 def time_calls(call, seconds: float, min_calls: int = 5) -> np.ndarray:
