@@ -6,6 +6,7 @@ from albert_zh.model import (
     AlbertForSequenceClassification,
     AlbertModel,
 )
+from albert_zh.inference import Classifier, SentenceSimilarity
 from albert_zh.tokenizer import load_tokenizer
 
 __all__ = [
@@ -14,5 +15,7 @@ __all__ = [
     "AlbertForPreTraining",
     "AlbertForSequenceClassification",
     "load_tokenizer",
+    "Classifier",
+    "SentenceSimilarity",
 ]
 __version__ = "0.1.0"
