@@ -60,3 +60,17 @@ def test_bad_requests(classifier_dir, tmp_path):
     with pytest.raises(FileNotFoundError):
         export_onnx(tmp_path / "missing", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_litert_matches_pytorch(classifier_dir, tmp_path):
+    pytest.importorskip("litert_torch", reason="litert-torch not installed (pip install 'albert_zh[litert]', ~2 GB)")
+    from albert_zh.export import export_litert
+    from albert_zh.inference import litert_backend
+
+    report = export_litert(classifier_dir, tmp_path / "model.tflite", max_seq_length=32)
+    assert report.max_abs_diff <= 1e-4
+    assert report.size_bytes <= 1.1 * (classifier_dir / "model.safetensors").stat().st_size
+    arrays = sample_inputs(21128, shapes=((3, 20),), seed=4)[0]
+    got, expected = litert_backend(tmp_path / "model.tflite")(*arrays), torch_outputs(classifier_dir, arrays)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-4, err_msg=name)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from albert_zh.inference import BACKENDS, ONNX_FILES, load_backend
+from albert_zh.inference import BACKENDS, EXPORTED_FILES, load_backend
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def in_fresh_process(function, *args):
 
 
 def model_file_bytes(model: str, backend: str) -> int:
-    name = ONNX_FILES.get(backend, "model.safetensors")
+    name = EXPORTED_FILES.get(backend, "model.safetensors")
     return (Path(model) / name).stat().st_size
 
 

@@ -91,32 +91,36 @@ def _inspect(args):
 def _export_arguments(p: argparse.ArgumentParser):
     p.add_argument("model", help="a model directory (fine-tuned: logits + pooled output; else pooled output)")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "litert"],
-                   help="onnx (default); litert is not available, see the README")
-    p.add_argument("--out", help="output file (default: MODEL/model.onnx, or MODEL/model.int8.onnx with "
-                                 "--quantize int8, where `Classifier.load(..., backend=...)` and `serve` look)")
-    p.add_argument("--quantize", choices=["int8"], help="int8 dynamic quantization of the weights (onnxruntime)")
+                   help="onnx (default): any batch and length; litert: a .tflite for phones, one sequence of "
+                        "--max-seq-length per call (needs pip install 'albert_zh[litert]')")
+    p.add_argument("--out", help="output file (default: MODEL/model.onnx, MODEL/model.int8.onnx or MODEL/model.tflite, "
+                                 "where `Classifier.load(..., backend=...)`, bench and serve look)")
+    p.add_argument("--quantize", choices=["int8"], help="ONNX only: int8 dynamic quantization of the weights")
     p.add_argument("--max-seq-length", type=int, default=128,
-                   help="longest sample sequence the export is checked on (default: 128; the graph takes any length)")
+                   help="ONNX: longest sample the export is checked on (the graph takes any length); "
+                        "LiteRT: the model's fixed input length (default: 128)")
 
 
 def _export(args):
     from pathlib import Path
 
-    from albert_zh.export import export_onnx
-    from albert_zh.inference import ONNX_FILES
+    from albert_zh.export import export_litert, export_onnx
+    from albert_zh.inference import EXPORTED_FILES
 
     if args.fmt == "litert":
-        raise ValueError("LiteRT export is not available: litert-torch needs a torch release other than the one this "
-                         "project pins; see the README's Deployment section. Use --format onnx.")
-    out = args.out or Path(args.model) / ONNX_FILES["onnx-int8" if args.quantize else "onnx"]
-    report = export_onnx(args.model, out, quantize=args.quantize, max_seq_length=args.max_seq_length)
+        if args.quantize:
+            raise ValueError("--quantize applies to ONNX only")
+        report = export_litert(args.model, args.out or Path(args.model) / EXPORTED_FILES["litert"], args.max_seq_length)
+    else:
+        out = args.out or Path(args.model) / EXPORTED_FILES["onnx-int8" if args.quantize else "onnx"]
+        report = export_onnx(args.model, out, quantize=args.quantize, max_seq_length=args.max_seq_length)
     print("\n".join(report.lines()))
 
 
 def _bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("model", help="a model directory")
-    p.add_argument("--backend", default="torch", help="comma-separated: torch, onnx, onnx-int8 (default: torch; ONNX "
-                                                        "files are exported into MODEL first if missing)")
+    p.add_argument("--backend", default="torch", help="comma-separated: torch, onnx, onnx-int8, litert (default: torch; "
+                                                        "exported files are written into MODEL first if missing)")
     p.add_argument("--seq-lens", default="32,64,128,256,512", help="sequence lengths (default: 32,64,128,256,512)")
     p.add_argument("--batch-sizes", default="1,8,32", help="batch sizes (default: 1,8,32)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
@@ -154,8 +158,8 @@ def _serve_arguments(p: argparse.ArgumentParser):
     p.add_argument("model", help="a fine-tuned model directory (an encoder alone serves /embed only)")
     p.add_argument("--host", default=d.host, help=f"(default: {d.host})")
     p.add_argument("--port", type=int, default=d.port, help=f"(default: {d.port})")
-    p.add_argument("--backend", default=d.backend, choices=["torch", "onnx", "onnx-int8"],
-                   help=f"(default: {d.backend}; onnx files are exported into MODEL first if missing)")
+    p.add_argument("--backend", default=d.backend, choices=["torch", "onnx", "onnx-int8", "litert"],
+                   help=f"(default: {d.backend}; exported files are written into MODEL first if missing)")
     p.add_argument("--max-batch", type=int, default=d.max_batch,
                    help=f"texts per model call, gathered across requests (default: {d.max_batch})")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,

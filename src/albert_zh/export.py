@@ -1,10 +1,12 @@
-"""`export`: a model directory -> ONNX (fp32 or int8), checked against PyTorch after export.
+"""`export`: a model directory -> ONNX (fp32 or int8) or LiteRT, checked against PyTorch after export.
 
 The graph takes input_ids, attention_mask and token_type_ids of any batch size and sequence
 length, and returns pooled_output (and logits for a fine-tuned classifier). Cross-layer sharing
 survives export: the shared layer's weights are one set of initializers that every layer's nodes
 read, so the file is about the size of model.safetensors, not num_layers times it.
 int8 is onnxruntime's dynamic quantization of the weights of MatMul and Gather.
+LiteRT (.tflite, for phones) goes through litert-torch (`pip install albert_zh[litert]`): one
+sequence of a fixed length per call, as mobile runtimes prefer; shorter inputs are padded.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class ExportReport:
     quantize: str | None
 
     def lines(self) -> list[str]:
-        kind = "int8 (dynamic quantization)" if self.quantize else "fp32"
-        return [f"{self.path}: ONNX {kind}, {self.size_bytes / 2**20:.2f} MB "
+        kind = "LiteRT fp32" if self.path.suffix == ".tflite" else (
+            "ONNX int8 (dynamic quantization)" if self.quantize else "ONNX fp32")
+        return [f"{self.path}: {kind}, {self.size_bytes / 2**20:.2f} MB "
                 f"({self.size_bytes / self.weights_bytes:.2f}x model.safetensors, {self.weights_bytes / 2**20:.2f} MB)",
-                f"max |ONNX - PyTorch| on sample inputs: {self.max_abs_diff:.2e}"]
+                f"max |exported - PyTorch| on sample inputs: {self.max_abs_diff:.2e}"]
 
 
 def sample_inputs(vocab_size: int, shapes=((2, 16), (3, 77)), seed: int = 0) -> list[tuple[np.ndarray, ...]]:
@@ -113,6 +116,34 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
     return report
 
 
+def export_litert(model_dir: str | Path, out: str | Path, max_seq_length: int = 128) -> ExportReport:
+    """Write `out` (.tflite, inputs int32 [1, max_seq_length]) from `model_dir`, checked against PyTorch."""
+    try:
+        import litert_torch
+    except ImportError:
+        raise ValueError("LiteRT export needs litert-torch: pip install 'albert_zh[litert]' "
+                         "(about 2 GB with JAX; Linux and macOS)") from None
+    from albert_zh.inference import litert_backend
+
+    model_dir, out = Path(model_dir), Path(out)
+    model = load_torch_model(model_dir)
+    wrapped = _Outputs(model).eval()
+    names = ["logits", "pooled_output"] if is_classifier(model_dir) else ["pooled_output"]
+    max_seq_length = min(max_seq_length, model.config.max_position_embeddings)
+    samples = sample_inputs(model.config.vocab_size, shapes=((1, max_seq_length),))
+    edge_model = litert_torch.convert(wrapped, tuple(torch.from_numpy(a) for a in samples[0]))
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        path = Path(tmp) / "model.tflite"
+        edge_model.export(str(path))
+        diff = _max_difference(wrapped, path, names, samples + sample_inputs(model.config.vocab_size, ((2, 9),), 1),
+                               runner=litert_backend)
+        if diff > FP32_TOLERANCE:
+            raise RuntimeError(f"LiteRT model differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, lambda tmp_path: os.replace(path, tmp_path))
+    return ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, None)
+
+
 def _read_shared_weights_directly(path: Path):
     """The exporter hands the shared layer's weights to layers 2..L through Identity nodes; the
     quantizer skips a MatMul whose weight is not an initializer, so point those MatMuls at the
@@ -131,8 +162,8 @@ def _read_shared_weights_directly(path: Path):
     onnx.save(graph_model, str(path))
 
 
-def _max_difference(wrapped: torch.nn.Module, path: Path, names: list[str], samples) -> float:
-    run = onnx_backend(path)
+def _max_difference(wrapped: torch.nn.Module, path: Path, names: list[str], samples, runner=onnx_backend) -> float:
+    run = runner(path)
     diff = 0.0
     for arrays in samples:
         with torch.inference_mode():

@@ -2,7 +2,8 @@
 
 One mechanism for every backend: a backend is a function from padded id, mask and type arrays
 to {"logits", "pooled_output"} arrays. `torch` runs the model directory as it is; `onnx` and
-`onnx-int8` run the files `albert-zh export` writes into it (exported on first use if absent).
+`onnx-int8` and `litert` run the files `albert-zh export` writes into it (exported on first use
+if absent).
 
     sim = SentenceSimilarity.load("models/lcqmc")
     sim.predict([("我喜欢妈妈做的汤", "妈妈做的汤我很喜欢喝")])   # -> [P(same meaning)]
@@ -25,8 +26,8 @@ from albert_zh.tokenizer import ChineseTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+BACKENDS = ("torch", "onnx", "onnx-int8", "litert")
+EXPORTED_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "litert": "model.tflite"}
 
 Backend = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
@@ -76,18 +77,47 @@ def onnx_backend(path: str | Path, threads: int | None = None) -> Backend:
     return run
 
 
+def litert_backend(path: str | Path, threads: int | None = None) -> Backend:
+    """A .tflite from `export --format litert`: fixed [1, L] int32 inputs, so each row is padded
+    to L and run alone."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(str(path), num_threads=threads or 2)
+    runner = interpreter.get_signature_runner()
+    inputs = sorted(runner.get_input_details())  # args_0, args_1, args_2: ids, mask, types
+    length = int(runner.get_input_details()[inputs[0]]["shape"][1])
+    outputs = sorted(runner.get_output_details())  # output_0, output_1: logits (classifiers), pooled
+
+    def run(input_ids, attention_mask, token_type_ids):
+        if input_ids.shape[1] > length:
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the LiteRT model's fixed {length}")
+        rows = []
+        for arrays in zip(input_ids, attention_mask, token_type_ids, strict=True):
+            padded = [np.pad(a, (0, length - len(a))).astype(np.int32)[None] for a in arrays]
+            result = runner(**dict(zip(inputs, padded, strict=True)))
+            rows.append([result[name][0] for name in outputs])
+        values = [np.stack(column) for column in zip(*rows, strict=True)]
+        names = ["logits", "pooled_output"] if len(values) == 2 else ["pooled_output"]
+        return dict(zip(names, values, strict=True))
+
+    return run
+
+
 def load_backend(model_dir: str | Path, backend: str = "torch", threads: int | None = None) -> Backend:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return torch_backend(model_dir, threads)
-    path = Path(model_dir) / ONNX_FILES[backend]
+    path = Path(model_dir) / EXPORTED_FILES[backend]
     if not path.is_file():
-        from albert_zh.export import export_onnx
+        from albert_zh.export import export_litert, export_onnx
 
         log.info("%s not found: exporting it now", path)
-        export_onnx(model_dir, path, quantize="int8" if backend == "onnx-int8" else None)
-    return onnx_backend(path, threads)
+        if backend == "litert":
+            export_litert(model_dir, path)
+        else:
+            export_onnx(model_dir, path, quantize="int8" if backend == "onnx-int8" else None)
+    return (litert_backend if backend == "litert" else onnx_backend)(path, threads)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -374,9 +374,13 @@ class AlbertModel(AlbertPreTrainedModel):
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> AlbertOutput:
-        _validate_inputs(self.config, input_ids, token_type_ids)
+        # Exporters (ONNX, LiteRT) trace one graph for all inputs: no data-dependent checks or
+        # shortcuts there; the exported graph always applies the mask.
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if not tracing:
+            _validate_inputs(self.config, input_ids, token_type_ids)
         mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if attention_mask is not None and (tracing or not bool(attention_mask.all())):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True where keys may be attended
         x = self.embeddings(input_ids, token_type_ids)
         x = self.encoder(x, mask)
