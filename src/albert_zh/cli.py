@@ -181,6 +181,67 @@ def _serve(args):
     serve(ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)}))
 
 
+def _pretrain_arguments(p: argparse.ArgumentParser):
+    from albert_zh.pretrain import PretrainConfig
+
+    d = PretrainConfig(data="-", out="-")
+    p.add_argument("--data", required=True, help="a folder written by prepare-data (training shards)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="run folder: metrics.jsonl, checkpoints/, model/ (the final export), tensorboard/")
+    p.add_argument("--config", help="model preset (tiny, small, base, large, xlarge, xxlarge) or config JSON "
+                                    "(default: tiny; with --init-from, that model's)")
+    p.add_argument("--init-from", metavar="MODEL", help="start from this model directory (ours, converted or "
+                                                        "HuggingFace) instead of random weights: domain pretraining")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"sequences per process and micro-step (default: {d.batch_size}); the effective batch is "
+                        "batch size x grad accum x processes")
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-steps per optimizer step (default: 1)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr}, the seed's)")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps, then polynomial decay to 0 at "
+                                                    "--max-steps (default: 10%% of --max-steps)")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"optimizer steps (default: {d.max_steps})")
+    p.add_argument("--max-minutes", type=float, help="stop earlier once this much wall time has passed; the "
+                                                     "model is saved and exported as at the end")
+    p.add_argument("--optimizer", choices=["lamb", "adamw"], default=d.optimizer,
+                   help="LAMB (per-layer trust ratio) or AdamW; LayerNorm and biases get no weight decay "
+                        "(default: lamb)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=d.precision,
+                   help="fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU) (default: fp32)")
+    p.add_argument("--save-every", type=int, default=d.save_every,
+                   help=f"write a checkpoint every N steps (default: {d.save_every})")
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
+                   help=f"newest checkpoints kept (default: {d.keep_checkpoints})")
+    p.add_argument("--eval-data", help="held-out folder written by prepare-data: MLM and SOP accuracy and loss")
+    p.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help=f"evaluate every N steps, and at the end (default: {d.eval_every})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"weights, data order and masking (default: {d.seed})")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its newest complete checkpoint")
+    p.epilog = ("Several processes: the same command under torchrun (--nproc_per_node N; add --nnodes, "
+                "--node_rank and --rdzv_endpoint for several machines); nccl on GPUs, gloo on CPU. "
+                "TensorBoard scalars are written when the tensorboard package is installed.")
+
+
+def _pretrain(args):
+    from dataclasses import fields
+
+    from albert_zh.pretrain import PretrainConfig, pretrain
+
+    names = {f.name for f in fields(PretrainConfig)}
+    print(pretrain(PretrainConfig(**{k: v for k, v in vars(args).items() if k in names})))
+
+
+def _plot_arguments(p: argparse.ArgumentParser):
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a pretraining run folder (with metrics.jsonl)")
+    p.add_argument("--out", help="PNG to write (default: RUN_DIR/curves.png)")
+
+
+def _plot(args):
+    from albert_zh.pretrain import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+
+
 COMMANDS = {
     # verb: (add_arguments, run, one-line help)
     "demo": (_demo_arguments, _demo, "run the whole flow on the bundled Chinese sample (the README's main job)"),
@@ -190,6 +251,8 @@ COMMANDS = {
     "export": (_export_arguments, _export, "export a model directory to ONNX (fp32 or int8), checked against PyTorch"),
     "bench": (_bench_arguments, _bench, "latency, throughput and peak memory per backend; max batch for a memory budget"),
     "serve": (_serve_arguments, _serve, "HTTP service: /similarity, /classify, /embed, micro-batched across clients"),
+    "pretrain": (_pretrain_arguments, _pretrain, "pretrain (MLM + SOP) with LAMB on prepared data; resumable, torchrun-ready"),
+    "plot": (_plot_arguments, _plot, "draw a pretraining run's loss, accuracy and learning-rate curves (PNG)"),
     "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
 }
 

@@ -1,0 +1,604 @@
+"""Pretraining: masked LM + sentence order on prepared shards, one process or many (torchrun).
+
+A run folder holds:
+
+    metrics.jsonl               one JSON object per training step, per evaluation, and a summary
+    checkpoints/step-0000500.pt model, optimizer, scheduler, loss scaler, RNG states, data position
+    model/                      the final export (config.json + model.safetensors + vocab.txt)
+    tensorboard/                the same scalars as TensorBoard events, if `tensorboard` is installed
+
+Data order: epoch e visits the instances in a permutation seeded by (seed, e). Each micro-step
+takes the next `world * batch_size` of them (a global micro-batch) and rank r keeps its slice
+r*b..(r+1)*b-1, so a run on N processes with batch b sees the same instances per step as one
+process with batch N*b. The losses are sums divided by the counts of the whole optimizer step
+(all micro-batches on all ranks), so the gradient is the same however the step is split.
+The data position (epoch, instances consumed in it) is saved with each checkpoint; together
+with dynamic masking seeded by (seed, epoch, index) a resumed run sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from albert_zh.checkpoint import write_atomic
+from albert_zh.data import PretrainingDataset
+from albert_zh.model import AlbertConfig, AlbertForPreTraining
+from albert_zh.optim import Lamb, parameter_groups, warmup_polynomial_decay
+from albert_zh.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_NAME = re.compile(r"^step-(\d{7})\.pt$")
+EXPORT = "model"
+
+
+class CheckpointSaveError(ValueError):
+    """A checkpoint could not be written (e.g. a full disk); the previous one is untouched."""
+
+
+@dataclass
+class PretrainConfig:
+    data: str
+    out: str
+    config: str | None = None  # preset name or config JSON; default tiny (or the --init-from model's)
+    init_from: str | None = None
+    batch_size: int = 32  # per process and micro-step
+    grad_accum: int = 1
+    lr: float = 1.76e-3
+    warmup_steps: int | None = None  # default: 10% of max_steps, as the seed (12.5k of 125k)
+    max_steps: int = 10_000
+    optimizer: str = "lamb"
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    precision: str = "fp32"
+    save_every: int = 1000
+    keep_checkpoints: int = 3
+    eval_every: int = 1000
+    eval_data: str | None = None
+    seed: int = 12345
+    resume: bool = False
+    max_minutes: float | None = None
+
+    def __post_init__(self):
+        if self.warmup_steps is None:
+            self.warmup_steps = self.max_steps // 10
+        problems = []
+        for name in ("batch_size", "grad_accum", "max_steps", "save_every", "keep_checkpoints", "eval_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            problems.append(f"--warmup-steps {self.warmup_steps} is outside 0..max-steps")
+        if self.lr <= 0 or self.max_grad_norm <= 0 or self.weight_decay < 0:
+            problems.append("--lr and the clipping norm must be positive, the weight decay not negative")
+        if self.optimizer not in ("lamb", "adamw"):
+            problems.append(f"--optimizer {self.optimizer!r}: choose lamb or adamw")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            problems.append(f"--precision {self.precision!r}: choose fp32, bf16 or fp16")
+        if self.config is not None and self.init_from is not None:
+            problems.append("give --config or --init-from, not both (the model's config comes with it)")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            problems.append("--max-minutes must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Processes:
+    """This process's place among the torchrun processes (rank 0 of 1 without torchrun)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def gather(self, obj) -> list:
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def start_processes() -> Processes:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world == 1:
+        return Processes(0, 1, torch.device("cuda" if cuda else "cpu"))
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return Processes(dist.get_rank(), world, torch.device(f"cuda:{local_rank}" if cuda else "cpu"))
+
+
+# ---------------------------------------------------------------- data
+
+
+def open_dataset(directory: str, vocab_hash: str, vocab_size: int) -> PretrainingDataset:
+    dataset = PretrainingDataset(directory)
+    dataset.check_vocabulary(vocab_hash)
+    if dataset.manifest["vocab_size"] != vocab_size:
+        raise ValueError(f"{directory}: vocabulary of {dataset.manifest['vocab_size']} tokens, "
+                         f"the model has vocab_size={vocab_size}")
+    if len(dataset) == 0:
+        raise ValueError(f"{directory} holds no instances")
+    try:
+        dataset[0]  # opens (memory-maps) every shard and checks its size against the manifest
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{directory}: a shard is damaged or truncated ({e}); prepare the data again") from e
+    return dataset
+
+
+class BatchStream:
+    """This rank's micro-batches, in the seeded order described in the module docstring."""
+
+    def __init__(self, dataset: PretrainingDataset, batch_size: int, procs: Processes, seed: int,
+                 epoch: int = 0, offset: int = 0):
+        self.dataset, self.batch_size, self.procs, self.seed = dataset, batch_size, procs, seed
+        self.global_batch = batch_size * procs.world
+        if len(dataset) < self.global_batch:
+            raise ValueError(f"{dataset.directory} has {len(dataset)} instances, fewer than one batch of "
+                             f"{self.global_batch} (batch size x processes)")
+        self.epoch, self.offset = epoch, offset
+        self._order_epoch, self._order = None, None
+
+    def position(self) -> dict:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    def next(self) -> dict[str, torch.Tensor]:
+        if self.offset + self.global_batch > len(self.dataset):  # the incomplete last batch is dropped
+            self.epoch, self.offset = self.epoch + 1, 0
+        if self._order_epoch != self.epoch:
+            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset))
+            self._order_epoch = self.epoch
+            self.dataset.set_epoch(self.epoch)
+        start = self.offset + self.procs.rank * self.batch_size
+        indices = self._order[start:start + self.batch_size]
+        self.offset += self.global_batch
+        return self.dataset.collate([self.dataset[int(i)] for i in indices])
+
+
+# ---------------------------------------------------------------- model, optimizer, step
+
+
+def build_model(config: PretrainConfig) -> tuple[AlbertForPreTraining, Path]:
+    """The model and its vocabulary file (the --init-from model's, else the data's own)."""
+    if config.init_from:
+        model = AlbertForPreTraining.from_pretrained(config.init_from)
+        vocab = Path(config.init_from) / "vocab.txt"
+        if not vocab.is_file():
+            vocab = Path(load_tokenizer().vocab_file)
+        return model, vocab
+    name = config.config or "tiny"
+    model_config = AlbertConfig.from_json(name) if name.endswith(".json") else AlbertConfig.preset(name)
+    return AlbertForPreTraining(model_config), Path(config.data) / "vocab.txt"
+
+
+def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, config.weight_decay)
+    if config.optimizer == "lamb":
+        return Lamb(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+    for group in groups:
+        group.pop("adapt")
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+
+
+STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences")
+
+
+def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tensor:
+    """Summed losses and correct counts of one batch: a tensor in the order of STATS (with grad)."""
+    labels, sop = batch["masked_labels"], batch["sentence_order_label"]
+    with autocast:
+        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                    masked_positions=batch["masked_positions"])
+    mlm_logits, sop_logits = out.mlm_logits.float().flatten(0, 1), out.sop_logits.float()
+    flat = labels.flatten()
+    mlm_sum = F.cross_entropy(mlm_logits, flat, ignore_index=-100, reduction="sum")
+    sop_sum = F.cross_entropy(sop_logits, sop, reduction="sum")
+    with torch.no_grad():
+        counted = flat != -100
+        mlm_correct = (mlm_logits.argmax(-1)[counted] == flat[counted]).sum()
+        sop_correct = (sop_logits.argmax(-1) == sop).sum()
+    return torch.stack([mlm_sum, sop_sum, mlm_correct.float(), sop_correct.float(),
+                        counted.sum().float(), torch.tensor(float(len(sop)), device=sop.device)])
+
+
+def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, autocast=contextlib.nullcontext(),
+               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 1.0) -> dict[str, float]:
+    """One optimizer step over this rank's micro-batches; returns the step's metrics over all ranks."""
+    counts = torch.tensor([sum(int((b["masked_labels"] != -100).sum()) for b in micro_batches),
+                           sum(len(b["sentence_order_label"]) for b in micro_batches)], dtype=torch.float64)
+    masked_total, sequences_total = procs.sum(counts.to(procs.device)).clamp(min=1).tolist()
+    totals = torch.zeros(len(STATS), dtype=torch.float64, device=procs.device)
+    for i, batch in enumerate(micro_batches):
+        batch = {k: v.to(procs.device, non_blocking=True) for k, v in batch.items()}
+        last = i == len(micro_batches) - 1
+        with contextlib.nullcontext() if last or procs.world == 1 else model.no_sync():
+            sums = forward_sums(model, batch, autocast)
+            # DDP averages gradients over ranks; the world factor turns that average into the sum
+            loss = (sums[0] / masked_total + sums[1] / sequences_total) * procs.world
+            (scaler.scale(loss) if scaler else loss).backward()
+        totals += sums.detach().double()
+    if scaler:
+        scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {**metrics_from_sums(procs.sum(totals).tolist()), "grad_norm": float(grad_norm)}
+
+
+def metrics_from_sums(sums: list[float]) -> dict[str, float]:
+    s = dict(zip(STATS, sums))
+    masked, sequences = max(s["masked"], 1), max(s["sequences"], 1)
+    mlm_loss, sop_loss = s["mlm_loss_sum"] / masked, s["sop_loss_sum"] / sequences
+    return {"loss": mlm_loss + sop_loss, "mlm_loss": mlm_loss, "sop_loss": sop_loss,
+            "mlm_accuracy": s["mlm_correct"] / masked, "sop_accuracy": s["sop_correct"] / sequences}
+
+
+@torch.no_grad()
+def evaluate(model: AlbertForPreTraining, dataset: PretrainingDataset, batch_size: int, procs: Processes,
+             autocast=contextlib.nullcontext()) -> dict[str, float]:
+    """MLM/SOP accuracy and loss on every instance of `dataset` (each rank takes a contiguous part),
+    with the trivial baselines: always guessing the most frequent masked token, or the majority
+    SOP label, of this same data."""
+    was_training = model.training
+    model.eval()
+    dataset.set_epoch(0)
+    totals = torch.zeros(len(STATS), dtype=torch.float64, device=procs.device)
+    label_counts = torch.zeros(model.config.vocab_size, dtype=torch.float64, device=procs.device)
+    swapped = torch.zeros((), dtype=torch.float64, device=procs.device)
+    part = np.array_split(np.arange(len(dataset)), procs.world)[procs.rank]
+    for start in range(0, len(part), batch_size):
+        batch = dataset.collate([dataset[int(i)] for i in part[start:start + batch_size]])
+        batch = {k: v.to(procs.device) for k, v in batch.items()}
+        totals += forward_sums(model, batch, autocast).double()
+        labels = batch["masked_labels"][batch["masked_labels"] != -100]
+        label_counts += torch.bincount(labels, minlength=model.config.vocab_size).double()
+        swapped += batch["sentence_order_label"].sum()
+    model.train(was_training)
+    sums = procs.sum(totals).tolist()
+    label_counts, swapped = procs.sum(label_counts), float(procs.sum(swapped))
+    masked, sequences = max(sums[STATS.index("masked")], 1), max(sums[STATS.index("sequences")], 1)
+    return {**metrics_from_sums(sums), "instances": int(sequences), "masked_tokens": int(masked),
+            "mlm_most_frequent_token_accuracy": float(label_counts.max()) / masked,
+            "sop_majority_accuracy": max(swapped, sequences - swapped) / sequences}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a `.tmp` file is an unfinished write, never listed)."""
+    folder = run_dir / CHECKPOINTS
+    found = [p for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.name)
+
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict, keep: int) -> Path:
+    """Write checkpoints/step-NNNNNNN.pt atomically (temporary name, fsync, rename), then drop all
+    but the newest `keep`. On failure the temporary file is removed and the older ones remain."""
+    folder = run_dir / CHECKPOINTS
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"step-{step:07d}.pt"
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        previous = [p.name for p in list_checkpoints(run_dir)]
+        raise CheckpointSaveError(f"could not write {target} ({e.strerror or e}); the complete checkpoints "
+                                  f"{previous or 'none'} are untouched: free space, then --resume") from e
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink()
+    return target
+
+
+def load_newest_checkpoint(run_dir: Path) -> tuple[Path, dict]:
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise FileNotFoundError(f"--resume: no complete checkpoint in {run_dir / CHECKPOINTS}")
+    for path in reversed(checkpoints):
+        try:
+            return path, torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable file: fall back to the one before
+            log.warning("%s is unreadable (%s); trying the one before", path, e)
+    raise ValueError(f"--resume: none of the checkpoints in {run_dir / CHECKPOINTS} can be read")
+
+
+def check_same_model(saved: dict, current: dict, path: Path):
+    differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if differing:
+        details = ", ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in differing)
+        raise ValueError(f"{path} was written for another model config ({details})")
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+class MetricsLog:
+    """RUN_DIR/metrics.jsonl (and TensorBoard scalars when available); rank 0 only."""
+
+    def __init__(self, run_dir: Path, resumed_step: int | None):
+        self.path = run_dir / METRICS
+        if resumed_step is not None and self.path.exists():
+            # drop what the interrupted run logged after its last checkpoint: those steps run again
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resumed_step]
+            tmp = self.path.with_name(METRICS + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, self.path)
+        self.file = open(self.path, "a")
+        self.tensorboard = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+        except ImportError:
+            log.info("tensorboard is not installed: metrics go to %s only", self.path)
+
+    def write(self, record: dict):
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tensorboard and "step" in record:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self.tensorboard.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def close(self):
+        self.file.close()
+        if self.tensorboard:
+            self.tensorboard.close()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("--precision fp16 needs a GPU (loss scaling); use bf16 on CPU")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def pretrain(config: PretrainConfig) -> Path:
+    """Train as configured; returns the exported model directory RUN_DIR/model."""
+    procs = start_processes()
+    try:
+        return _run(config, procs)
+    finally:
+        if procs.world > 1:
+            dist.destroy_process_group()
+
+
+def _run(config: PretrainConfig, procs: Processes) -> Path:
+    run_dir = Path(config.out)
+    if not Path(config.data).is_dir():
+        raise FileNotFoundError(f"--data folder not found: {config.data}")
+    if config.resume and not list_checkpoints(run_dir):
+        raise FileNotFoundError(f"--resume: no complete checkpoint in {run_dir / CHECKPOINTS}")
+    if not config.resume and list_checkpoints(run_dir):
+        raise FileExistsError(f"{run_dir} already holds checkpoints: add --resume to continue, or choose another --out")
+
+    torch.manual_seed(config.seed)
+    model, vocab_file = build_model(config)
+    vocab_hash = load_tokenizer(vocab_file).vocab_hash
+    dataset = open_dataset(config.data, vocab_hash, model.config.vocab_size)
+    eval_set = open_dataset(config.eval_data, vocab_hash, model.config.vocab_size) if config.eval_data else None
+    model.to(procs.device).train()
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_polynomial_decay(config.warmup_steps,
+                                                                                     config.max_steps))
+    scaler = torch.amp.GradScaler(procs.device.type) if config.precision == "fp16" else None
+    autocast = _autocast(config.precision, procs.device)
+    torch.manual_seed(config.seed + 1 + procs.rank)  # dropout differs per rank
+
+    step, position = 0, {"epoch": 0, "offset": 0}
+    if config.resume:
+        path, state = load_newest_checkpoint(run_dir)
+        check_same_model(state["model_config"], model.config.to_dict(), path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler:
+            scaler.load_state_dict(state["scaler"])
+        if len(state["rng"]) == procs.world:
+            set_rng_state(state["rng"][procs.rank], procs.device)
+        else:
+            log.warning("%s was written by %d processes, this run has %d: dropout RNG streams start afresh",
+                        path, len(state["rng"]), procs.world)
+        step, position = state["step"], state["data"]
+        if procs.main:
+            log.info("resuming from %s (step %d, epoch %d)", path, step, position["epoch"])
+    stream = BatchStream(dataset, config.batch_size, procs, config.seed, **position)
+    trained = DDP(model, procs) if procs.world > 1 else model
+
+    if procs.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_json = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+        write_atomic(run_dir / "pretrain_config.json", lambda tmp: Path(tmp).write_text(config_json))
+    metrics = MetricsLog(run_dir, step if config.resume else None) if procs.main else None
+
+    def checkpoint():
+        state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                 "rng": procs.gather(rng_state(procs.device)), "data": stream.position(),
+                 "model_config": model.config.to_dict()}
+        if procs.main:
+            save_checkpoint(run_dir, step, state, config.keep_checkpoints)
+
+    def run_eval():
+        result = evaluate(model, eval_set, config.batch_size, procs, autocast)
+        if procs.main:
+            metrics.write({"split": "eval", "step": step, **result})
+            log.info("step %d eval: MLM accuracy %.4f, SOP accuracy %.4f, MLM loss %.4f, SOP loss %.4f",
+                     step, result["mlm_accuracy"], result["sop_accuracy"], result["mlm_loss"], result["sop_loss"])
+
+    global_batch = config.batch_size * config.grad_accum * procs.world
+    budget = config.max_minutes * 60 if config.max_minutes else math.inf
+    started = time.perf_counter()
+    train_seconds, sequences, last_saved, last_eval = 0.0, 0, step, None
+    bar = tqdm(total=config.max_steps, initial=step, desc="pretrain", unit="step", disable=not procs.main or None)
+    try:
+        while step < config.max_steps:
+            tick = time.perf_counter()
+            lr = scheduler.get_last_lr()[0]
+            result = train_step(trained, optimizer, [stream.next() for _ in range(config.grad_accum)], procs,
+                                autocast, scaler, config.max_grad_norm)
+            scheduler.step()
+            step += 1
+            seconds = time.perf_counter() - tick
+            train_seconds += seconds
+            sequences += global_batch
+            if procs.main:
+                metrics.write({"split": "train", "step": step, "lr": lr, **result,
+                               "sequences_per_second": global_batch / seconds})
+                bar.update(1)
+                bar.set_postfix_str(f"loss {result['loss']:.3f} lr {lr:.2e} {sequences / train_seconds:.1f} seq/s",
+                                    refresh=False)
+            if step % config.save_every == 0:
+                checkpoint()
+                last_saved = step
+            if eval_set is not None and step % config.eval_every == 0:
+                run_eval()
+                last_eval = step
+            # every rank must stop at the same step: rank 0's clock decides
+            out_of_time = torch.tensor([float(time.perf_counter() - started > budget)], device=procs.device)
+            if procs.world > 1:
+                dist.broadcast(out_of_time, 0)
+            if out_of_time.item():
+                if procs.main:
+                    log.info("--max-minutes %g reached at step %d", config.max_minutes, step)
+                break
+    finally:
+        bar.close()
+    if last_saved != step:
+        checkpoint()
+    if eval_set is not None and last_eval != step:
+        run_eval()
+    export = run_dir / EXPORT
+    if procs.main:
+        model.save_pretrained(export, vocab_file=vocab_file)
+        summary = {"split": "summary", "step": step, "train_seconds": train_seconds,
+                   "sequences_per_second": sequences / max(train_seconds, 1e-9),
+                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "processes": procs.world,
+                   "global_batch": global_batch}
+        if procs.device.type == "cuda":
+            summary["peak_gpu_mib"] = torch.cuda.max_memory_allocated(procs.device) / 2**20
+        metrics.write(summary)
+        metrics.close()
+        log.info("exported %s after %d steps (%.1f sequences/s, peak memory %.0f MiB)", export, step,
+                 summary["sequences_per_second"], summary["peak_rss_mib"])
+    return export
+
+
+def DDP(model: torch.nn.Module, procs: Processes) -> torch.nn.Module:
+    ids = [procs.device.index] if procs.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+# ---------------------------------------------------------------- curves
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """RUN_DIR/curves.png: losses, accuracies and learning rate against steps (train and eval)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a pretraining run folder")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if r.get("split") == "train"]
+    evals = [r for r in records if r.get("split") == "eval"]
+    if not train:
+        raise ValueError(f"{path} has no training steps yet")
+
+    def smooth(values: list[float]) -> np.ndarray:  # mean over a window of ~1% of the run
+        window = max(1, len(values) // 100)
+        return np.convolve(values, np.ones(window) / window, mode="valid"), window
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    steps = np.array([r["step"] for r in train])
+    for key, ax in (("mlm_loss", axes[0]), ("sop_loss", axes[0]), ("mlm_accuracy", axes[1]),
+                    ("sop_accuracy", axes[1])):
+        values, window = smooth([r[key] for r in train])
+        ax.plot(steps[window - 1:], values, label=f"train {key.replace('_', ' ')}")
+        if evals:
+            ax.plot([r["step"] for r in evals], [r[key] for r in evals], "o-", label=f"held-out {key.replace('_', ' ')}")
+    if evals:
+        axes[1].axhline(evals[-1]["mlm_most_frequent_token_accuracy"], color="grey", ls=":",
+                        label="most frequent token")
+        axes[1].axhline(0.5, color="grey", ls="--", label="SOP chance")
+    axes[2].plot(steps, [r["lr"] for r in train])
+    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out) if out else run_dir / "curves.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out

@@ -1,0 +1,204 @@
+"""Pretraining: LAMB against the paper's rule worked by hand, exact resume after SIGKILL,
+torchrun on 2 CPU processes equal to 1 process with the double batch, and bad input."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_prepare import write_built_corpus
+
+from albert_zh import pretrain as pretrain_module
+from albert_zh.cli import main
+from albert_zh.optim import Lamb, parameter_groups
+from albert_zh.prepare import PrepareConfig, prepare_data
+from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, list_checkpoints, pretrain
+
+# small enough for seconds per run; no dropout, so 1 and 2 processes compute the same function
+SMALL_MODEL = {"vocab_size": 21128, "embedding_size": 16, "hidden_size": 32, "num_attention_heads": 2,
+               "intermediate_size": 64, "num_hidden_layers": 2, "max_position_embeddings": 64,
+               "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout_prob": 0.0}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    write_built_corpus(root / "corpus.txt", documents=150)
+    prepare_data(PrepareConfig(inputs=(str(root / "corpus.txt"),), out=str(root / "data"), max_seq_length=32,
+                               max_predictions=5, workers=1))
+    (root / "small.json").write_text(json.dumps(SMALL_MODEL))
+    return root
+
+
+def cli_args(setup, out, *extra) -> list[str]:
+    return ["pretrain", "--data", str(setup / "data"), "--config", str(setup / "small.json"), "--out", str(out),
+            "--batch-size", "8", "--lr", "1e-3", *extra]
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["split"] == "train"}
+
+
+def run_cli(args, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.Popen([sys.executable, "-m", "albert_zh.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+# ---------------------------------------------------------------- LAMB
+
+
+def test_one_lamb_step_by_hand():
+    """You et al. 2019, Algorithm 2, first step (t = 1), worked out for these numbers:
+    m = 0.1 g, v = 0.001 g^2, so the bias-corrected ratio is r = g / (|g| + eps) = sign(g) (0 where g = 0).
+    dense.weight  W = [[3, 0], [0, 4]], g = [[1, -2], [0, 0.5]]: r = [[1, -1], [0, 1]] (eps 1e-6 aside)
+                  u = r + 0.1 W = [[1.3, -1], [0, 1.4]], ||W|| = 5, ||u|| = sqrt(1.69 + 1 + 1.96) = sqrt(4.65)
+                  W' = W - lr * (5 / sqrt(4.65)) * u
+    LayerNorm.weight (excluded: no decay, no trust ratio) w = [2, -1], g = [-3, 0]: w' = w - lr * [-1, 0]"""
+    model = torch.nn.Module()
+    model.dense = torch.nn.Linear(2, 2, bias=False)
+    model.LayerNorm = torch.nn.LayerNorm(2, elementwise_affine=True, bias=False)
+    with torch.no_grad():
+        model.dense.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))
+        model.LayerNorm.weight.copy_(torch.tensor([2.0, -1.0]))
+    model.dense.weight.grad = torch.tensor([[1.0, -2.0], [0.0, 0.5]])
+    model.LayerNorm.weight.grad = torch.tensor([-3.0, 0.0])
+    groups = parameter_groups(model, weight_decay=0.1)
+    assert [len(g["params"]) for g in groups] == [1, 1] and groups[1]["params"][0] is model.LayerNorm.weight
+    lr = 0.01
+    Lamb(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6).step()
+
+    u = np.array([[1.3, -1.0], [0.0, 1.4]])
+    expected_w = np.array([[3.0, 0.0], [0.0, 4.0]]) - lr * (5 / np.sqrt(4.65)) * u
+    np.testing.assert_allclose(model.dense.weight.detach().numpy(), expected_w, atol=1e-5)
+    np.testing.assert_allclose(model.LayerNorm.weight.detach().numpy(), [2.0 + lr, -1.0], atol=1e-6)
+
+
+def test_biases_and_layer_norms_are_exempt_in_the_real_model():
+    from albert_zh.model import AlbertConfig, AlbertForPreTraining
+
+    model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed, exempt = ([names[id(p)] for p in g["params"]] for g in parameter_groups(model, 0.01))
+    assert all(n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n for n in exempt)
+    assert not any(n.endswith("bias") or "LayerNorm" in n for n in decayed)
+    assert "albert.embeddings.word_embeddings.weight" in decayed
+
+
+# ---------------------------------------------------------------- resume and distributed
+
+
+def test_resume_after_sigkill_gives_the_same_losses(setup, tmp_path):
+    whole = tmp_path / "whole"
+    assert main(cli_args(setup, whole, "--max-steps", "16", "--save-every", "4")) == 0
+    expected = train_losses(whole)
+
+    killed = tmp_path / "killed"
+    process = run_cli(cli_args(setup, killed, "--max-steps", "16", "--save-every", "4"))
+    first = killed / "checkpoints" / "step-0000004.pt"
+    while not first.exists() and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read()
+    assert not (killed / "model").exists()  # it really died before the end
+    assert main(cli_args(setup, killed, "--max-steps", "16", "--save-every", "4", "--resume")) == 0
+    resumed = train_losses(killed)
+    assert sorted(resumed) == list(range(1, 17))
+    np.testing.assert_allclose([resumed[s] for s in range(1, 17)], [expected[s] for s in range(1, 17)],
+                               rtol=0, atol=1e-6)
+
+
+def test_torchrun_two_processes_equal_one_with_double_batch(setup, tmp_path):
+    one = tmp_path / "one"
+    assert main(["pretrain", "--data", str(setup / "data"), "--config", str(setup / "small.json"), "--out", str(one),
+                 "--batch-size", "8", "--max-steps", "20", "--save-every", "100", "--lr", "1e-3"]) == 0
+    two = tmp_path / "two"
+    process = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29571",
+         "-m", "albert_zh.cli", "pretrain", "--data", str(setup / "data"), "--config", str(setup / "small.json"),
+         "--out", str(two), "--batch-size", "4", "--max-steps", "20", "--save-every", "100", "--lr", "1e-3"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    summary = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()][-1]
+    assert summary["processes"] == 2 and summary["global_batch"] == 8
+    a, b = train_losses(one), train_losses(two)
+    np.testing.assert_allclose([b[s] for s in range(1, 21)], [a[s] for s in range(1, 21)], rtol=0, atol=1e-4)
+    assert a[20] < a[1]  # and it is learning
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_missing_data_and_resume_without_checkpoint(setup, tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    assert "--data folder not found" in capsys.readouterr().err
+    assert main(cli_args(setup, tmp_path / "r", "--resume")) == 2
+    assert "no complete checkpoint" in capsys.readouterr().err
+
+
+def test_vocabulary_mismatch_is_refused(setup, tmp_path, capsys):
+    vocab = tmp_path / "vocab.txt"
+    lines = (Path(__file__).resolve().parents[1] / "src/albert_zh/resources/vocab.txt").read_text(encoding="utf-8")
+    lines = lines.split("\n")  # not splitlines(): some tokens are characters it would split at
+    lines[200] = "[unused_changed]"
+    vocab.write_text("\n".join(lines), encoding="utf-8")
+    prepare_data(PrepareConfig(inputs=(str(setup / "corpus.txt"),), out=str(tmp_path / "other"), max_seq_length=32,
+                               workers=1, vocab=str(vocab)))
+    model_dir = tmp_path / "model"
+    from albert_zh.model import AlbertConfig, AlbertForPreTraining
+    AlbertForPreTraining(AlbertConfig(**SMALL_MODEL)).save_pretrained(model_dir)
+    assert main(["pretrain", "--data", str(tmp_path / "other"), "--init-from", str(model_dir),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "another vocabulary" in capsys.readouterr().err
+
+
+def test_truncated_shard_is_refused(setup, tmp_path, capsys):
+    import shutil
+    shutil.copytree(setup / "data", tmp_path / "data")
+    shard = tmp_path / "data" / "shard-00000.npy"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert main(["pretrain", "--data", str(tmp_path / "data"), "--config", str(setup / "small.json"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "damaged or truncated" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_config_is_refused(setup, tmp_path, capsys):
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2")) == 0
+    (setup / "wider.json").write_text(json.dumps({**SMALL_MODEL, "intermediate_size": 96}))
+    assert main(["pretrain", "--data", str(setup / "data"), "--config", str(setup / "wider.json"),
+                 "--out", str(tmp_path / "r"), "--max-steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "another model config" in err and "intermediate_size" in err
+
+
+def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
+    real_save = torch.save
+    saves = []
+
+    def save_then_fail(obj, f, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module.torch, "save", save_then_fail)
+    config = PretrainConfig(data=str(setup / "data"), out=str(tmp_path / "r"), config=str(setup / "small.json"),
+                            batch_size=8, max_steps=10, save_every=3)
+    with pytest.raises(CheckpointSaveError, match="No space left.*step-0000003.pt"):
+        pretrain(config)
+    assert [p.name for p in list_checkpoints(tmp_path / "r")] == ["step-0000003.pt"]
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.tmp"))
+    monkeypatch.setattr(pretrain_module.torch, "save", real_save)
+    resumed = pretrain(PretrainConfig(**{**config.__dict__, "resume": True}))
+    assert (resumed / "model.safetensors").is_file()
