@@ -70,34 +70,37 @@ def main():
     starts = {"random": "tiny"}
     if args.pretrained:
         starts["pretrained"] = args.pretrained
-    seeds = [int(s) for s in args.seeds.split(",")]
-    results = {}
-    for dataset in args.datasets.split(","):
-        for start, model in starts.items():
-            for seed in seeds:
+    for seed in [int(s) for s in args.seeds.split(",")]:  # seed-major: every start gets seed 0 first
+        for dataset in args.datasets.split(","):
+            for start, model in starts.items():
                 out = work / dataset / start / f"seed{seed}"
                 if not (out / "results.json").is_file():
                     finetune(FinetuneConfig(task=dataset, model=model, out=str(out), seed=seed, epochs=args.epochs,
                                             lr=args.lr, max_seq_length=args.max_seq_length, threads=args.threads,
                                             **{k: str(v) for k, v in files[dataset].items()}))
-                results[dataset, start, seed] = json.loads((out / "results.json").read_text())
-    write_table(args, starts, seeds, results)
+    # every finished run in WORK, also from earlier invocations with other --seeds
+    results = {tuple(p.parent.parts[-3:-1]) + (int(p.parent.name.removeprefix("seed")),): json.loads(p.read_text())
+               for p in work.glob("*/*/seed*/results.json")}
+    write_table(args, starts, results)
 
 
-def write_table(args, starts: dict, seeds: list[int], results: dict):
+def write_table(args, starts: dict, results: dict):
     datasets = args.datasets.split(",")
-    lines = [f"`python benchmarks/eval_finetune.py{' --pretrained ' + args.pretrained if args.pretrained else ''}"
-             f" --seeds {args.seeds}`: {machine()}; the machine was shared with other jobs, so minutes are rough.",
+    lines = [(f"`python benchmarks/eval_finetune.py{' --pretrained ' + args.pretrained if args.pretrained else ''}"
+              f" --seeds {args.seeds}` (re-run to fill in missing seeds): {machine()}; the machine was shared with "
+              "other jobs, so minutes are rough."),
              "",
-             f"Each run: `albert-zh finetune --task TASK --model START --epochs {args.epochs} --lr {args.lr:g} "
-             f"--batch-size 64 --max-seq-length {args.max_seq_length}` on {args.train_size} training examples "
-             "(see the script's docstring for the splits); the best dev epoch is scored on the test split.",
+             (f"Each run: `albert-zh finetune --task TASK --model START --epochs {args.epochs} --lr {args.lr:g} "
+              f"--batch-size 64 --max-seq-length {args.max_seq_length}` on {args.train_size} training examples "
+              "(see the script's docstring for the splits); the best dev epoch is scored on the test split."),
              "",
              "| dataset | start | test accuracy per seed | mean | test macro-F1 (mean) | minutes per run |",
              "|---|---|---|---:|---:|---:|"]
     for dataset in datasets:
         for start, model in starts.items():
-            rs = [results[dataset, start, s] for s in seeds]
+            rs = [r for (d, st, _), r in sorted(results.items()) if (d, st) == (dataset, start)]
+            if not rs:
+                continue
             accs = [r["test"]["accuracy"] for r in rs]
             lines.append(f"| {dataset} | {start} (`{model}`) | {', '.join(f'{a:.4f}' for a in accs)} | "
                          f"{statistics.mean(accs):.4f} | {statistics.mean(r['test']['macro_f1'] for r in rs):.4f} | "
@@ -105,6 +108,10 @@ def write_table(args, starts: dict, seeds: list[int], results: dict):
     if "pretrained" in starts:
         lines += ["", "Pretrained minus random, test accuracy, paired by seed:", ""]
         for dataset in datasets:
+            seeds = sorted(s for d, st, s in results if (d, st) == (dataset, "pretrained")
+                           and (dataset, "random", s) in results)
+            if not seeds:
+                continue
             diffs = [results[dataset, "pretrained", s]["test"]["accuracy"] - results[dataset, "random", s]["test"][
                 "accuracy"] for s in seeds]
             spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0

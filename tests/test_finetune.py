@@ -13,7 +13,8 @@ import pytest
 import torch
 import transformers
 
-from albert_zh import cli, finetune as ft
+from albert_zh import cli
+from albert_zh import finetune as ft
 from albert_zh.model import AlbertConfig, AlbertForPreTraining
 from albert_zh.tasks import get_task
 

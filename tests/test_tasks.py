@@ -95,7 +95,7 @@ def test_bad_rows_are_counted_with_file_and_line(tmp_path):
                      "只有两列\t1\n"  # wrong column count
                      "a句\tb句\t5\n"  # unknown label
                      "\tb句\t0\n"  # empty text
-                     .encode("utf-8") + b"\xff\xfe bad\tb\t1\n" + "好的\t对的\t0\n".encode("utf-8"))
+                     .encode() + b"\xff\xfe bad\tb\t1\n" + "好的\t对的\t0\n".encode())
     result = read_examples(get_task("lcqmc"), path)
     assert [e.id for e in result.examples] == [1, 6]
     reasons = {b.line: b.reason for b in result.bad_rows}

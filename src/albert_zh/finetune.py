@@ -181,7 +181,7 @@ def metrics(probabilities: np.ndarray, labels: list[int], num_labels: int) -> di
             f1s.append(2 * tp / (2 * tp + fp + fn))
     loss = float(-np.log(np.clip(probabilities[np.arange(len(gold)), gold], 1e-12, None)).mean())
     return {"accuracy": float((pred == gold).mean()), "macro_f1": float(np.mean(f1s)), "loss": loss,
-            "examples": int(len(gold))}
+            "examples": len(gold)}
 
 
 # ---------------------------------------------------------------- models
@@ -289,7 +289,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmu
     for name, p in model.named_parameters():
         (no_decay if p.ndim == 1 else decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, fused=True)
     warmup = int(warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
@@ -322,7 +322,9 @@ def save_best(model, tokenizer: ChineseTokenizer, path: Path):
 
 def test_with(spec: TaskSpec, test_file: Path, out: Path, config: FinetuneConfig) -> dict:
     """Score a labelled test file with the best checkpoint; predict an unlabelled one (CLUE) into OUT."""
-    unlabelled = spec.id_field is not None  # CLUE test files carry ids and no labels
+    # CLUE test files carry ids and no labels; other tasks' test files may have them or not
+    unlabelled = spec.id_field is not None or any(
+        e.label is None for e in read_examples(spec, test_file, labelled=None).examples)
     if unlabelled:
         predict(out / BEST_DIR, spec, test_file, out / TEST_PREDICTIONS, strict=config.strict)
         return {"test_predictions": TEST_PREDICTIONS}
@@ -444,7 +446,7 @@ def run_clue(config: ClueConfig) -> Path:
                     task=task, model=config.model, out=str(run_dir), data_dir=str(data_dir / task),
                     epochs=config.epochs, batch_size=config.batch_size, lr=lr, max_seq_length=config.max_seq_length,
                     seed=config.seed, precision=config.precision, patience=config.patience, threads=config.threads))
-            except Exception as e:  # one task's failure must not lose the others
+            except Exception as e:  # noqa: BLE001 -- one task's failure must not lose the others
                 log.error("%s at lr %g failed: %s", task, lr, e)
                 rows[task][lr] = {"error": f"{type(e).__name__}: {e}"}
         finished = {lr: r for lr, r in rows[task].items() if "dev" in r}
