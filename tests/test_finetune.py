@@ -226,3 +226,22 @@ def test_download_checks_sha256_and_unpacks(http_zip, tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         ft.download("afqmc", tmp_path / "other", url=url, sha256="0" * 64)
     assert not list((tmp_path / "other" / "afqmc").iterdir())
+
+
+def test_patience_stops_early_in_bf16(pretrained, senti, tmp_path):
+    # a vanishing learning rate leaves dev accuracy flat, so the second epoch is not better and training stops
+    config = ft.FinetuneConfig(task="chnsenticorp", model=str(pretrained), out=str(tmp_path), data_dir=str(senti),
+                               epochs=5, batch_size=16, lr=1e-12, patience=1, precision="bf16", max_seq_length=16)
+    results = ft.finetune(config)
+    assert [h["epoch"] for h in results["history"]] == [1, 2] and results["best_epoch"] == 1
+
+
+def test_strict_turns_a_bad_row_into_an_error(pretrained, tmp_path, capsys):
+    write_senti(tmp_path / "train.tsv", [(1, "好"), (0, "差"), (7, "未知标签")])
+    write_senti(tmp_path / "dev.tsv", [(1, "好"), (0, "差")])
+    args = ["finetune", "--task", "chnsenticorp", "--model", str(pretrained), "--data-dir", str(tmp_path),
+            "--out", str(tmp_path / "out"), "--epochs", "1", "--max-seq-length", "8"]
+    assert cli.main([*args, "--strict"]) == 2
+    assert "train.tsv:4: unknown label: '7'" in capsys.readouterr().err
+    assert cli.main(args) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["bad_rows"] == {"train": 1, "dev": 0}
