@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from albert_zh import checkpoint
-from albert_zh.model import PRESETS, AlbertConfig, AlbertForSequenceClassification
+from albert_zh.model import PRESETS, AlbertConfig, AlbertForSequenceClassification, read_config_json
 from albert_zh.tasks import TASKS, Example, TaskSpec, custom_task, get_task, label_set, read_examples, task_files
 from albert_zh.tokenizer import ChineseTokenizer, load_tokenizer
 
@@ -195,16 +195,14 @@ def load_classifier(model: str, labels: tuple[str, ...], dropout: float | None =
         overrides["classifier_dropout_prob"] = dropout
     if model in PRESETS and not Path(model).is_dir():
         return AlbertForSequenceClassification(AlbertConfig.preset(model, **overrides)), load_tokenizer()
-    config = AlbertConfig.from_json(checkpoint.config_path(model))
-    if config.id2label and "classifier.weight" in _weight_names(model) and config.id2label != id2label:
+    raw = read_config_json(checkpoint.config_path(model))
+    config = AlbertConfig.from_dict(raw)
+    fine_tuned = "AlbertForSequenceClassification" in raw.get("architectures", [])
+    if fine_tuned and config.id2label and config.id2label != id2label:
         raise ValueError(f"{model} was fine-tuned for the labels {list(config.id2label.values())}, but the data has "
                          f"{list(labels)}; start from a pretrained (not fine-tuned) model")
     classifier = AlbertForSequenceClassification.from_pretrained(model, **overrides)
     return classifier, load_tokenizer(model if (Path(model) / checkpoint.VOCAB_NAME).is_file() else None)
-
-
-def _weight_names(model: str) -> set[str]:
-    return set(checkpoint.read_weights(Path(model)))
 
 
 def load_finetuned(model_dir: str | Path) -> tuple[AlbertForSequenceClassification, ChineseTokenizer]:
