@@ -115,6 +115,8 @@ def test_a_header_where_none_is_expected(tmp_path):
     result = read_examples(get_task("lcqmc"), path)
     assert len(result.examples) == 1
     assert result.bad_rows[0].line == 1 and "header" in result.bad_rows[0].reason
+    unlabelled = read_examples(get_task("lcqmc"), path, labelled=False)  # also when predicting
+    assert [e.text_a for e in unlabelled.examples] == ["你好"] and unlabelled.bad_rows[0].line == 1
 
 
 def test_disagreement_labels_are_dropped_not_bad(tmp_path):

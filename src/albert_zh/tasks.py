@@ -216,10 +216,11 @@ def _example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | Non
     label = None if label is None else str(label).strip()
     if labelled and label is None:
         return f"missing label: {spec.label}", None
-    if labelled is not False and label is not None and known and label not in known | set(spec.skip_labels):
+    if label is not None and known and label not in known | set(spec.skip_labels):
         if line_no == 1 and spec.format != "jsonl" and not spec.header:
             return f"unknown label: {label!r} (a header line where none is expected?)", None
-        return f"unknown label: {label!r} (known: {', '.join(sorted(known))})", None
+        if labelled is not False:
+            return f"unknown label: {label!r} (known: {', '.join(sorted(known))})", None
     row_id = row.get(spec.id_field, line_no) if isinstance(row, dict) and spec.id_field else line_no
     return None, Example(text_a.strip(), text_b.strip() if text_b is not None else None, label, row_id, where)
 
