@@ -109,7 +109,8 @@ def custom_task(fmt: str, text_a: str, text_b: str | None, label: str, header: b
             raise ValueError(f"column {c!r} must be a number for a {fmt} file without a header (or pass --header)")
         return int(c)
 
-    return TaskSpec("custom", fmt, column(text_a), column(text_b), column(label), None, header=header and fmt != "jsonl")
+    return TaskSpec("custom", fmt, column(text_a), column(text_b), column(label), None,
+                    header=header and fmt != "jsonl")
 
 
 def get_task(name: str) -> TaskSpec:
