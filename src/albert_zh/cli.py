@@ -201,7 +201,7 @@ COMMANDS = {
     "demo": (_demo_arguments, _demo, "run the whole flow on the bundled Chinese sample (the README's main job)"),
     "convert": (_convert_arguments, _convert, "convert a released TF or HuggingFace ALBERT checkpoint (no TensorFlow needed)"),
     "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
-    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier on LCQMC, CLUE, ChnSentiCorp or a custom file"),
+    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier: LCQMC, CLUE, ChnSentiCorp or a custom file"),
     "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON)"),
     "predict": (_predict_arguments, _predict, "write a fine-tuned model's predictions for a task file (json lines)"),
     "clue": (_clue_arguments, _clue, "every CLUE task present: learning-rate search, best model, submission zip"),
