@@ -118,7 +118,8 @@ def write_table(args, starts: dict, results: dict):
             lines.append(f"- {dataset}: {statistics.mean(diffs):+.4f} (std {spread:.4f} over {len(diffs)} seeds; "
                          f"per seed {', '.join(f'{d:+.4f}' for d in diffs)})")
     else:
-        lines += ["", "No pretrained start was given: only the random-init baseline is shown."]
+        lines += ["", "No pretrained start was given: only the random-init baseline is shown. Re-running with "
+                  "`--pretrained DIR` adds the pretrained rows and the paired differences (finished runs are kept)."]
     body = "\n".join(lines)
     write_section(TITLE, body, EVALUATION_MD)
     print(body)
