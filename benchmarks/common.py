@@ -30,10 +30,10 @@ def machine() -> str:
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
 
 
-def write_section(title: str, body: str):
-    """Replace (or append) the `## title` section of BENCHMARKS.md, leaving the others alone."""
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+def write_section(title: str, body: str, path: Path = BENCHMARKS_MD):
+    """Replace (or append) the `## title` section of BENCHMARKS.md (or `path`), leaving the others alone."""
+    text = path.read_text() if path.exists() else f"# {path.stem.title()}\n"
     section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n")
+    path.write_text(text.rstrip() + "\n")

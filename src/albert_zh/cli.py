@@ -240,20 +240,157 @@ def _plot(args):
     from albert_zh.pretrain import plot_run
 
     print(plot_run(args.run_dir, args.out))
+def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
+    from albert_zh.tasks import TASK_NAMES
+
+    p.add_argument("--task", required=True, choices=TASK_NAMES, help="the task, which fixes the file format and labels")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping and counting")
+    g = p.add_argument_group("custom task (--task custom)")
+    g.add_argument("--format", dest="file_format", choices=["csv", "tsv", "jsonl"],
+                   help="file format (default: from the extension)")
+    g.add_argument("--text-a-col", help="column (name, or 0-based number without --header) of the first text")
+    g.add_argument("--text-b-col", help="column of the second text, for sentence pairs")
+    g.add_argument("--label-col", help="column of the label")
+    g.add_argument("--header", action="store_true", help="csv/tsv: the first line names the columns")
+
+
+def _task_spec(args, path: str):
+    from albert_zh.finetune import format_of
+    from albert_zh.tasks import custom_task, get_task
+
+    if args.task != "custom":
+        return get_task(args.task)
+    if args.text_a_col is None or args.label_col is None:
+        raise ValueError("--task custom needs --text-a-col and --label-col")
+    return custom_task(args.file_format or format_of(path), args.text_a_col, args.text_b_col, args.label_col,
+                       args.header)
+
+
+def _finetune_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--model", required=True, help="a preset name (random init: the no-pretraining baseline), "
+                                                  "a save_pretrained directory or a converted release")
+    p.add_argument("--out", required=True, help="folder for best/ (the best checkpoint), results.json and curve.png")
+    p.add_argument("--data-dir", help="a task folder with the official file names (e.g. train.txt dev.txt test.txt)")
+    p.add_argument("--train", help="training file (instead of --data-dir)")
+    p.add_argument("--dev", help="dev file: scored every epoch, picks the best checkpoint")
+    p.add_argument("--test", help="optional test file: scored (labelled) or predicted (CLUE) with the best checkpoint")
+    p.add_argument("--epochs", type=int, default=5, help="default: 5")
+    p.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
+    p.add_argument("--max-seq-length", type=int, default=128, help="tokens per example, [CLS]/[SEP] included (128)")
+    p.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps with a rising learning rate (0.1)")
+    p.add_argument("--dropout", type=float, help="classifier dropout (default: the model's)")
+    p.add_argument("--seed", type=int, default=42, help="default: 42")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast (default fp32)")
+    p.add_argument("--patience", type=int, help="stop after N epochs without a better dev accuracy")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    _task_arguments(p)
+
+
+def _finetune(args):
+    import json
+
+    from albert_zh.finetune import FinetuneConfig, finetune
+
+    fields = ("task", "model", "out", "data_dir", "train", "dev", "test", "epochs", "batch_size", "lr",
+              "max_seq_length", "warmup_ratio", "dropout", "seed", "precision", "patience", "strict", "threads",
+              "file_format", "text_a_col", "text_b_col", "label_col", "header")
+    results = finetune(FinetuneConfig(**{f: getattr(args, f) for f in fields}))
+    print(json.dumps({k: results[k] for k in ("task", "best_epoch", "dev", "test", "minutes") if k in results},
+                     ensure_ascii=False))
+
+
+def _evaluate_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
+    p.add_argument("--data", required=True, help="a labelled file in the task's format")
+    p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
+    _task_arguments(p)
+
+
+def _evaluate(args):
+    import json
+
+    from albert_zh.finetune import evaluate
+
+    print(json.dumps(evaluate(args.model, _task_spec(args, args.data), args.data, max_seq_length=args.max_seq_length,
+                              strict=args.strict)))
+
+
+def _predict_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
+    p.add_argument("--input", required=True, help="a file in the task's format (labels, if any, are ignored)")
+    p.add_argument("--output", required=True, help="json lines: id, label, probabilities")
+    p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
+    _task_arguments(p)
+
+
+def _predict(args):
+    from albert_zh.finetune import predict
+
+    n = predict(args.model, _task_spec(args, args.input), args.input, args.output,
+                max_seq_length=args.max_seq_length, strict=args.strict)
+    print(f"{n} predictions written to {args.output}")
+
+
+def _clue_arguments(p: argparse.ArgumentParser):
+    from albert_zh.finetune import CLUE_TASKS
+
+    p.add_argument("--data-dir", required=True, help="folder with one sub-folder per task (afqmc/, tnews/, ...)")
+    p.add_argument("--model", required=True, help="preset name or model directory to start every task from")
+    p.add_argument("--out", required=True, help="runs, submission/*.json, clue_submission.zip, clue_results.md")
+    p.add_argument("--lrs", default="2e-5,6e-5,1e-4", help="learning rates to try, comma-separated")
+    p.add_argument("--tasks", default=",".join(CLUE_TASKS), help="comma-separated (default: all present)")
+    p.add_argument("--epochs", type=int, default=3, help="default: 3")
+    p.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
+    p.add_argument("--seed", type=int, default=42, help="default: 42")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--patience", type=int, help="early stopping, as in finetune")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+
+
+def _clue(args):
+    from albert_zh.finetune import ClueConfig, run_clue
+
+    try:
+        lrs = tuple(float(x) for x in args.lrs.split(","))
+    except ValueError:
+        raise ValueError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
+    print(run_clue(ClueConfig(args.data_dir, args.model, args.out, lrs, tuple(args.tasks.split(",")), args.epochs,
+                              args.batch_size, args.max_seq_length, args.seed, args.precision, args.patience,
+                              args.threads)))
+
+
+def _download_arguments(p: argparse.ArgumentParser):
+    p.add_argument("task", help="a CLUE task (afqmc, tnews, iflytek, cmnli, ocnli, cluewsc2020, csl, xnli)")
+    p.add_argument("--to", required=True, help="data folder; the task lands in TO/TASK")
+    p.add_argument("--url", help="fetch from here instead of CLUE's public bucket")
+    p.add_argument("--sha256", help="expected sha256 of the zip (overrides the recorded one)")
+
+
+def _download(args):
+    from albert_zh.finetune import download
+
+    print(download(args.task, args.to, url=args.url, sha256=args.sha256))
 
 
 COMMANDS = {
-    # verb: (add_arguments, run, one-line help)
+    # verb: (add_arguments, run, one-line help), in the order of the data flow
     "demo": (_demo_arguments, _demo, "run the whole flow on the bundled Chinese sample (the README's main job)"),
+    "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
     "convert": (_convert_arguments, _convert, "convert a released TF or HuggingFace ALBERT checkpoint (no TensorFlow needed)"),
     "prepare-data": (_prepare_arguments, _prepare, "turn Chinese text into masked-LM + sentence-order pretraining shards"),
     "inspect-data": (_inspect_arguments, _inspect, "decode instances of a prepare-data folder (text or JSON lines)"),
+    "pretrain": (_pretrain_arguments, _pretrain, "pretrain (MLM + SOP) with LAMB on prepared data; resumable, torchrun-ready"),
+    "plot": (_plot_arguments, _plot, "draw a pretraining run's loss, accuracy and learning-rate curves (PNG)"),
+    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier: LCQMC, CLUE, ChnSentiCorp or a custom file"),
+    "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON)"),
+    "predict": (_predict_arguments, _predict, "write a fine-tuned model's predictions for a task file (json lines)"),
+    "clue": (_clue_arguments, _clue, "every CLUE task present: learning-rate search, best model, submission zip"),
+    "download": (_download_arguments, _download, "fetch a CLUE task's data, checking its sha256"),
     "export": (_export_arguments, _export, "export a model directory to ONNX (fp32 or int8), checked against PyTorch"),
     "bench": (_bench_arguments, _bench, "latency, throughput and peak memory per backend; max batch for a memory budget"),
     "serve": (_serve_arguments, _serve, "HTTP service: /similarity, /classify, /embed, micro-batched across clients"),
-    "pretrain": (_pretrain_arguments, _pretrain, "pretrain (MLM + SOP) with LAMB on prepared data; resumable, torchrun-ready"),
-    "plot": (_plot_arguments, _plot, "draw a pretraining run's loss, accuracy and learning-rate curves (PNG)"),
-    "presets": (_model_info_arguments, _model_info, "list the released model presets and their parameter counts"),
 }
 
 

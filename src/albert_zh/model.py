@@ -94,6 +94,7 @@ class AlbertConfig:
     ln_type: str = "postln"  # postln | preln
     num_labels: int = 2
     pad_token_id: int = 0
+    id2label: dict[int, str] | None = None  # a fine-tuned classifier's class names (config.json keys are strings)
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -122,6 +123,11 @@ class AlbertConfig:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "intermediate_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            if sorted(self.id2label) != list(range(self.num_labels)):
+                raise ValueError(f"id2label must map exactly the ids 0..{self.num_labels - 1} (num_labels), "
+                                 f"got {sorted(self.id2label)}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> AlbertConfig:

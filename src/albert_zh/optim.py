@@ -29,6 +29,12 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
             {"params": exempt, "weight_decay": 0.0, "adapt": False}]
 
 
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, **kwargs) -> torch.optim.AdamW:
+    """AdamW with the same exemptions (fine-tuning, and pretraining with --optimizer adamw)."""
+    groups = [{k: v for k, v in group.items() if k != "adapt"} for group in parameter_groups(model, weight_decay)]
+    return torch.optim.AdamW(groups, lr=lr, **kwargs)
+
+
 class Lamb(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, adapt: bool = True):

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from albert_zh.checkpoint import write_atomic
 from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertConfig, AlbertForPreTraining
-from albert_zh.optim import Lamb, parameter_groups, warmup_polynomial_decay
+from albert_zh.optim import Lamb, adamw, parameter_groups, warmup_polynomial_decay
 from albert_zh.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -204,12 +204,9 @@ def build_model(config: PretrainConfig) -> tuple[AlbertForPreTraining, Path]:
 
 
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, config.weight_decay)
     if config.optimizer == "lamb":
-        return Lamb(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
-    for group in groups:
-        group.pop("adapt")
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+        return Lamb(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+    return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6)
 
 
 STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences")

@@ -1,0 +1,130 @@
+"""Fine-tuning on real data: ChnSentiCorp and LCQMC, from a random-init tiny and from a pretrained tiny.
+
+Each (dataset, start, seed) is one `albert_zh.finetune.finetune` run; finished runs are kept in
+--work and not run again. The table (accuracy on the held-out split, minutes per run, and the
+pretrained-minus-random difference with its spread over seeds) replaces the "Fine-tuning on real
+data" section of EVALUATION.md.
+
+Data (../shared/data, read-only):
+  chnsenticorp: the first --train-size rows of train.tsv (shuffled with seed 0) -> dev.tsv picks the
+                best epoch -> test.tsv is reported;
+  lcqmc:        lcqmc/dev.txt shuffled with seed 0 and cut into train (--train-size) / dev (1000) /
+                test (1000); the rest is unused.
+
+    python benchmarks/eval_finetune.py --pretrained /work/artifacts/pretrained_tiny [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+from pathlib import Path
+
+from common import machine, write_section
+
+from albert_zh.finetune import FinetuneConfig, finetune
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EVALUATION_MD = Path(__file__).resolve().parents[1] / "EVALUATION.md"
+TITLE = "Fine-tuning on real data"
+
+
+def split_files(work: Path, train_size: int) -> dict[str, dict[str, Path]]:
+    """Write the train/dev/test files of both datasets under WORK/data (fixed seed 0)."""
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    senti = (SHARED / "chnsenticorp" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    header, rows = senti[0], senti[1:]
+    rng.shuffle(rows)
+    (data / "chnsenticorp_train.tsv").write_text("\n".join([header, *rows[:train_size]]) + "\n", encoding="utf-8")
+    pairs = (SHARED / "lcqmc" / "dev.txt").read_text(encoding="utf-8").splitlines()
+    rng.shuffle(pairs)
+    for name, part in (("train", pairs[:train_size]), ("dev", pairs[train_size:train_size + 1000]),
+                       ("test", pairs[train_size + 1000:train_size + 2000])):
+        (data / f"lcqmc_{name}.txt").write_text("\n".join(part) + "\n", encoding="utf-8")
+    return {
+        "chnsenticorp": {"train": data / "chnsenticorp_train.tsv", "dev": SHARED / "chnsenticorp" / "dev.tsv",
+                         "test": SHARED / "chnsenticorp" / "test.tsv"},
+        "lcqmc": {"train": data / "lcqmc_train.txt", "dev": data / "lcqmc_dev.txt", "test": data / "lcqmc_test.txt"},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrained", help="save_pretrained dir of a pretrained tiny (omit: random init only)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--train-size", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", default="runs/eval_finetune")
+    parser.add_argument("--datasets", default="chnsenticorp,lcqmc")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        raise SystemExit(f"{SHARED} not found: this evaluation needs the shared data")
+    work = Path(args.work)
+    files = split_files(work, args.train_size)
+    starts = {"random": "tiny"}
+    if args.pretrained:
+        starts["pretrained"] = args.pretrained
+    for seed in [int(s) for s in args.seeds.split(",")]:  # seed-major: every start gets seed 0 first
+        for dataset in args.datasets.split(","):
+            for start, model in starts.items():
+                out = work / dataset / start / f"seed{seed}"
+                if not (out / "results.json").is_file():
+                    finetune(FinetuneConfig(task=dataset, model=model, out=str(out), seed=seed, epochs=args.epochs,
+                                            lr=args.lr, max_seq_length=args.max_seq_length, threads=args.threads,
+                                            **{k: str(v) for k, v in files[dataset].items()}))
+    # every finished run in WORK, also from earlier invocations with other --seeds
+    results = {tuple(p.parent.parts[-3:-1]) + (int(p.parent.name.removeprefix("seed")),): json.loads(p.read_text())
+               for p in work.glob("*/*/seed*/results.json")}
+    write_table(args, starts, results)
+
+
+def write_table(args, starts: dict, results: dict):
+    datasets = args.datasets.split(",")
+    lines = [(f"`python benchmarks/eval_finetune.py{' --pretrained ' + args.pretrained if args.pretrained else ''}"
+              f" --seeds {args.seeds}` (re-run to fill in missing seeds): {machine()}; the machine was shared with "
+              "other jobs, so minutes are rough."),
+             "",
+             (f"Each run: `albert-zh finetune --task TASK --model START --epochs {args.epochs} --lr {args.lr:g} "
+              f"--batch-size 64 --max-seq-length {args.max_seq_length}` on {args.train_size} training examples "
+              "(see the script's docstring for the splits); the best dev epoch is scored on the test split."),
+             "",
+             "| dataset | start | test accuracy per seed | mean | test macro-F1 (mean) | minutes per run |",
+             "|---|---|---|---:|---:|---:|"]
+    for dataset in datasets:
+        for start, model in starts.items():
+            rs = [r for (d, st, _), r in sorted(results.items()) if (d, st) == (dataset, start)]
+            if not rs:
+                continue
+            accs = [r["test"]["accuracy"] for r in rs]
+            lines.append(f"| {dataset} | {start} (`{model}`) | {', '.join(f'{a:.4f}' for a in accs)} | "
+                         f"{statistics.mean(accs):.4f} | {statistics.mean(r['test']['macro_f1'] for r in rs):.4f} | "
+                         f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
+    if "pretrained" in starts:
+        lines += ["", "Pretrained minus random, test accuracy, paired by seed:", ""]
+        for dataset in datasets:
+            seeds = sorted(s for d, st, s in results if (d, st) == (dataset, "pretrained")
+                           and (dataset, "random", s) in results)
+            if not seeds:
+                continue
+            diffs = [results[dataset, "pretrained", s]["test"]["accuracy"] - results[dataset, "random", s]["test"][
+                "accuracy"] for s in seeds]
+            spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            lines.append(f"- {dataset}: {statistics.mean(diffs):+.4f} (std {spread:.4f} over {len(diffs)} seeds; "
+                         f"per seed {', '.join(f'{d:+.4f}' for d in diffs)})")
+    else:
+        lines += ["", "No pretrained start was given: only the random-init baseline is shown. Re-running with "
+                  "`--pretrained DIR` adds the pretrained rows and the paired differences (finished runs are kept)."]
+    body = "\n".join(lines)
+    write_section(TITLE, body, EVALUATION_MD)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
