@@ -30,9 +30,19 @@ def test_every_command_has_help(verb, capsys):
 def test_demo_runs_the_main_job(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
-    assert "reloaded model gives identical outputs: True" in result.stdout
-    assert "[CLS] 我 喜 欢 妈 妈 做 的 汤 [SEP]" in result.stdout
-    assert (tmp_path / "demo" / "albert_tiny" / "model.safetensors").is_file()
+    for stage in ("prepare-data", "pretrain", "finetune", "export", "similarity query"):
+        assert stage in result.stdout
+    best = tmp_path / "demo" / "finetune" / "best"
+    for name in ("model.safetensors", "model.onnx", "model.int8.onnx"):
+        assert (best / name).is_file()
+    assert (tmp_path / "demo" / "pretrain" / "model" / "model.safetensors").is_file()
+    scores = [float(line.split()[0]) for line in result.stdout.splitlines() if "我喜欢妈妈做的汤 / " in line]
+    assert len(scores) == 1 and 0 <= scores[0] <= 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("a user's file")
+    refused = run_cli("demo", "--out", str(tmp_path / "other"))
+    assert refused.returncode == 2 and "not an earlier demo" in refused.stderr
+    assert (tmp_path / "other" / "notes.txt").exists()
 
 
 def test_presets_json_lists_all_presets(capsys):

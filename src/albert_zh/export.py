@@ -104,7 +104,12 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             path = Path(tmp) / "model.int8.onnx"
-            quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+            quiet = logging.root.level
+            logging.root.setLevel(logging.ERROR)  # the quantizer logs a line per tensor to the root logger
+            try:
+                quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+            finally:
+                logging.root.setLevel(quiet)
         diff = _max_difference(wrapped, path, names, samples)
         if not quantize and diff > FP32_TOLERANCE:
             raise RuntimeError(f"exported graph differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
