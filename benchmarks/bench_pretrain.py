@@ -1,0 +1,70 @@
+"""`albert-zh pretrain`'s training step against transformers' AlbertForPreTraining + AdamW.
+
+    python benchmarks/bench_pretrain.py [--threads 2] [--rounds 3] [--repeats 3]
+
+tiny, batch 32 x 128, 20 masked positions per sequence, fp32, CPU, the same weights and batch on
+both sides. Ours is the step the pretrain command runs (`pretrain.train_step`: forward, summed
+losses, backward, gradient clipping, LAMB); transformers' is forward, loss, backward, AdamW.
+Writes the "Pretraining step" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from bench_model import MASKED, SEQ, batch, interleaved, twin_models
+from common import machine, write_section
+
+from albert_zh.optim import Lamb, parameter_groups
+from albert_zh.pretrain import Processes, train_step
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    config, ours, theirs = twin_models("tiny", pretraining=True)
+    ours.train(), theirs.train()
+    size = args.batch_size
+    ids, mask, types = batch(config, size)
+    g = torch.Generator().manual_seed(1)
+    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:MASKED] + 1 for _ in range(size)]).sort(1).values
+    masked_labels = ids.gather(1, positions)
+    labels = torch.full_like(ids, -100).scatter(1, positions, masked_labels)
+    sop = torch.randint(0, 2, (size,), generator=g)
+    micro_batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "masked_positions": positions,
+                   "masked_labels": masked_labels, "sentence_order_label": sop}
+    processes = Processes(rank=0, world=1, device=torch.device("cpu"))
+    lamb = Lamb(parameter_groups(ours, 0.01), lr=1e-4)
+    adamw = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
+
+    def step_theirs():
+        adamw.zero_grad(set_to_none=True)
+        theirs(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels,
+               sentence_order_label=sop).loss.backward()
+        adamw.step()
+
+    t = interleaved({"ours": lambda: train_step(ours, lamb, [micro_batch], processes),
+                     "theirs": step_theirs}, args.rounds, args.repeats)
+    body = (f"`python benchmarks/bench_pretrain.py --threads {args.threads}`: {machine()}. tiny, batch {size} x {SEQ}, "
+            f"{MASKED} masked positions per sequence, fp32; medians of {args.rounds} interleaved rounds of "
+            f"{args.repeats} steps.\n\n"
+            "| step | ms | sequences/s |\n|---|---:|---:|\n"
+            f"| ours: `pretrain.train_step` (LAMB, clipping) | {t['ours'] * 1e3:.0f} | {size / t['ours']:.1f} |\n"
+            f"| transformers AlbertForPreTraining + AdamW | {t['theirs'] * 1e3:.0f} | {size / t['theirs']:.1f} |\n\n"
+            f"Speed-up: **{t['theirs'] / t['ours']:.2f}x**. Our MLM head scores the vocabulary only at the masked "
+            "positions, as the original TF code does; transformers' scores all 128.")
+    print(body)
+    if not args.no_write:
+        write_section("Pretraining step", body)
+
+
+if __name__ == "__main__":
+    main()
