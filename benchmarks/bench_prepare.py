@@ -35,7 +35,8 @@ from common import machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "clue_small_docs.txt"
-SEED_REPO = Path("/work/.mirror/brightmart+albert_zh/repo")
+# a git clone (bare is fine) of brightmart/albert_zh
+SEED_REPO = Path(os.environ.get("ALBERT_ZH_SEED_REPO", "/work/.mirror/brightmart+albert_zh/repo"))
 RESULTS = Path(tempfile.gettempdir()) / "albert_zh-bench-prepare.json"
 
 SEED_DRIVER = textwrap.dedent('''

@@ -11,7 +11,7 @@ Data (../shared/data, read-only):
   lcqmc:        lcqmc/dev.txt shuffled with seed 0 and cut into train (--train-size) / dev (1000) /
                 test (1000); the rest is unused.
 
-    python benchmarks/eval_finetune.py --pretrained /work/artifacts/pretrained_tiny [--seeds 0,1,2]
+    python benchmarks/eval_finetune.py --pretrained runs/pretrain/model [--seeds 0,1,2]
 """
 
 from __future__ import annotations
