@@ -1,8 +1,8 @@
 """`serve`: an HTTP service for similarity, classification and embeddings (FastAPI + uvicorn).
 
-Requests from all clients go through one queue; a batching task takes what has arrived, up to
-`max_batch` texts or waiting at most `max_wait_ms` for more, and runs them through the model as
-one batch in a worker thread. Limits (texts per request, characters per text, body bytes) are
+Requests from all clients go through one queue; a batching task takes what has arrived while the
+model was busy (up to `max_batch` texts; a lone request waits at most `max_wait_ms` for company)
+and runs it through the model as one batch in a worker thread. Limits (texts per request, characters per text, body bytes) are
 checked before any model work; oversize bodies are refused while they are being received.
 The model is loaded before the server starts, so a missing or broken folder fails at start-up.
 """
@@ -82,8 +82,14 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             jobs = [await self.queue.get()]
-            size, deadline = len(jobs[0][1]), loop.time() + self.max_wait
-            while size < self.max_batch and (left := deadline - loop.time()) > 0:
+            size = len(jobs[0][1])
+            # what arrived while the model was busy forms the batch at once; only a request that
+            # finds the model idle and the queue empty waits (up to max_wait) for company
+            while size < self.max_batch and not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+                size += len(jobs[-1][1])
+            deadline = loop.time() + self.max_wait
+            while len(jobs) == 1 and size < self.max_batch and (left := deadline - loop.time()) > 0:
                 try:
                     jobs.append(await asyncio.wait_for(self.queue.get(), left))
                 except TimeoutError:
