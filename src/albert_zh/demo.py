@@ -90,7 +90,7 @@ def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetu
     for report in (export_onnx(best, best / "model.onnx"), export_onnx(best, best / "model.int8.onnx", "int8")):
         print("\n".join(report.lines()))
 
-    _step("6. similarity query through the int8 model")
+    _step("6. similarity query through the int8 model (pairs from the 48 it was trained on)")
     similarity = SentenceSimilarity.load(best, backend="onnx-int8")
     for (a, b), score in zip(QUERIES, similarity.predict(QUERIES), strict=True):
         print(f"  {score:.3f}  {a} / {b}")
