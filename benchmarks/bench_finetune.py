@@ -12,13 +12,12 @@ padded to 128. Medians over interleaved rounds; writes the "Fine-tuning" section
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 import transformers
 from bench_model import interleaved
-from common import machine, write_section
+from common import machine, timing_parser, write_section
 
 from albert_zh.finetune import make_optimizer, train_step
 from albert_zh.model import AlbertConfig, AlbertForSequenceClassification
@@ -45,11 +44,7 @@ def lcqmc_batch(config: AlbertConfig) -> tuple[dict, str]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser = timing_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

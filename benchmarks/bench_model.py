@@ -14,12 +14,11 @@ interleaved rounds. Writes the "Model" section of BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
 import transformers
-from common import machine, median_seconds, write_section
+from common import machine, median_seconds, timing_parser, write_section
 
 from albert_zh.model import AlbertConfig, AlbertForPreTraining, AlbertModel
 
@@ -50,6 +49,18 @@ def batch(config: AlbertConfig, size: int):
     return ids, torch.ones_like(ids), types
 
 
+def pretraining_batch(config: AlbertConfig, size: int):
+    """batch() plus MASKED masked positions per sequence, their labels (as positions and as a
+    [B, T] map with -100 elsewhere, transformers' form) and sentence-order labels."""
+    ids, mask, types = batch(config, size)
+    g = torch.Generator().manual_seed(1)
+    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:MASKED] + 1 for _ in range(size)]).sort(1).values
+    masked_labels = ids.gather(1, positions)
+    labels = torch.full_like(ids, -100).scatter(1, positions, masked_labels)
+    sop = torch.randint(0, 2, (size,), generator=g)
+    return ids, mask, types, positions, masked_labels, labels, sop
+
+
 def interleaved(fns: dict, rounds: int, repeats: int) -> dict[str, float]:
     samples = {name: [] for name in fns}
     for _ in range(rounds):
@@ -75,12 +86,7 @@ def bench_inference(preset: str, size: int, rounds: int, repeats: int) -> dict:
 def bench_pretraining_step(rounds: int, repeats: int, size: int = 32) -> dict:
     config, ours, theirs = twin_models("tiny", pretraining=True)
     ours.train(), theirs.train()
-    ids, mask, types = batch(config, size)
-    g = torch.Generator().manual_seed(1)
-    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:MASKED] + 1 for _ in range(size)]).sort(1).values
-    masked_labels = ids.gather(1, positions)
-    labels = torch.full_like(ids, -100).scatter(1, positions, masked_labels)
-    sop = torch.randint(0, 2, (size,), generator=g)
+    ids, mask, types, positions, masked_labels, labels, sop = pretraining_batch(config, size)
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
 
@@ -100,11 +106,7 @@ def bench_pretraining_step(rounds: int, repeats: int, size: int = 32) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser = timing_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -10,35 +10,24 @@ Writes the "Pretraining step" section of BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from bench_model import MASKED, SEQ, batch, interleaved, twin_models
-from common import machine, write_section
+from bench_model import MASKED, SEQ, interleaved, pretraining_batch, twin_models
+from common import machine, timing_parser, write_section
 
 from albert_zh.optim import Lamb, parameter_groups
 from albert_zh.pretrain import Processes, train_step
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = timing_parser(__doc__.splitlines()[0], repeats=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     config, ours, theirs = twin_models("tiny", pretraining=True)
     ours.train(), theirs.train()
     size = args.batch_size
-    ids, mask, types = batch(config, size)
-    g = torch.Generator().manual_seed(1)
-    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:MASKED] + 1 for _ in range(size)]).sort(1).values
-    masked_labels = ids.gather(1, positions)
-    labels = torch.full_like(ids, -100).scatter(1, positions, masked_labels)
-    sop = torch.randint(0, 2, (size,), generator=g)
+    ids, mask, types, positions, masked_labels, labels, sop = pretraining_batch(config, size)
     micro_batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "masked_positions": positions,
                    "masked_labels": masked_labels, "sentence_order_label": sop}
     processes = Processes(rank=0, world=1, device=torch.device("cpu"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -12,6 +13,16 @@ from pathlib import Path
 import torch
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def timing_parser(description: str, repeats: int = 5) -> argparse.ArgumentParser:
+    """The flags every side-by-side timing script takes: --threads, --rounds, --repeats, --no-write."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
+    parser.add_argument("--repeats", type=int, default=repeats, help=f"timed calls per round (default: {repeats})")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    return parser
 
 
 def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
