@@ -188,7 +188,7 @@ def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
     def save_then_fail(obj, f, *args, **kwargs):
         saves.append(1)
         if len(saves) == 2:
-            f.write(b"partial")
+            Path(f).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *args, **kwargs)
 

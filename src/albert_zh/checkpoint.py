@@ -130,10 +130,20 @@ def save_directory(model: torch.nn.Module, path: str | Path, vocab_file: str | P
 
 
 def write_atomic(target: Path, write):
-    """`write(tmp_path)`, flushed to disk, then renamed onto target: a crash leaves the old file
-    or the new one, never half of one."""
+    """`write(tmp_path)`, flushed to disk, then renamed onto target (and the rename flushed): a
+    crash leaves the old file or the new one, never half of one. A failed write (a full disk)
+    removes the temporary file and raises."""
     tmp = target.with_name(target.name + ".tmp")
-    write(str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    try:
+        write(str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

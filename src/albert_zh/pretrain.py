@@ -305,30 +305,15 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(run_dir: Path, step: int, state: dict, keep: int) -> Path:
     """Write checkpoints/step-NNNNNNN.pt atomically (temporary name, fsync, rename), then drop all
     but the newest `keep`. On failure the temporary file is removed and the older ones remain."""
     folder = run_dir / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"step-{step:07d}.pt"
-    tmp = target.with_name(target.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(folder)
+        write_atomic(target, lambda tmp: torch.save(state, tmp))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         previous = [p.name for p in list_checkpoints(run_dir)]
         raise CheckpointSaveError(f"could not write {target} ({e.strerror or e}); the complete checkpoints "
                                   f"{previous or 'none'} are untouched: free space, then --resume") from e
@@ -381,9 +366,7 @@ class MetricsLog:
             # drop what the interrupted run logged after its last checkpoint: those steps run again
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resumed_step]
-            tmp = self.path.with_name(METRICS + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept)))
         self.file = open(self.path, "a")
         self.tensorboard = None
         try:
