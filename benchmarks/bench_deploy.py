@@ -115,7 +115,8 @@ def section(result: dict) -> str:
     lines = [f"`python benchmarks/bench_deploy.py --threads {result['threads']} --rounds {result['rounds']}`: "
              f"{result['machine']}. albert_tiny in the Google layout (`tiny_google`: 4 layers, H 312, E 128, as "
              "brightmart's tiny; random weights, which speed does not depend on), pooled output, "
-             "all ids real (no padding). transformers runs `AlbertModel` eager in fp32 on the same weights. "
+             "all ids real (no padding). transformers runs `AlbertModel` eager in fp32 on the same weights; onnx and "
+             "onnx-int8 are the files `albert-zh export` writes (fused for ONNX Runtime, int8: dynamic quantization). "
              "Latency is the median over all calls of interleaved rounds; peak RSS is a fresh process that "
              "loads the runner and runs both shapes.",
              "",

@@ -22,9 +22,12 @@ import random
 import statistics
 from pathlib import Path
 
+import torch
 from common import machine, write_section
 
+from albert_zh.checkpoint import config_path
 from albert_zh.finetune import FinetuneConfig, finetune
+from albert_zh.model import AlbertConfig, AlbertForPreTraining
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EVALUATION_MD = Path(__file__).resolve().parents[1] / "EVALUATION.md"
@@ -52,6 +55,21 @@ def split_files(work: Path, train_size: int) -> dict[str, dict[str, Path]]:
     }
 
 
+def random_start(work: Path, pretrained: str | None) -> str:
+    """The baseline: the `tiny` preset, or the pretrained model's own configuration (say, a pre-LN
+    tiny) with random weights, saved once under WORK so every seed starts from the same weights."""
+    if not pretrained:
+        return "tiny"
+    config = AlbertConfig.from_json(config_path(pretrained))
+    if config == AlbertConfig.preset("tiny"):
+        return "tiny"
+    out = work / "random_init"
+    if not (out / "config.json").is_file():
+        torch.manual_seed(0)
+        AlbertForPreTraining(config).save_pretrained(out)
+    return str(out)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", help="save_pretrained dir of a pretrained tiny (omit: random init only)")
@@ -68,7 +86,7 @@ def main():
         raise SystemExit(f"{SHARED} not found: this evaluation needs the shared data")
     work = Path(args.work)
     files = split_files(work, args.train_size)
-    starts = {"random": "tiny"}
+    starts = {"random": random_start(work, args.pretrained)}
     if args.pretrained:
         starts["pretrained"] = args.pretrained
     for seed in [int(s) for s in args.seeds.split(",")]:  # seed-major: every start gets seed 0 first

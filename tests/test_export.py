@@ -1,9 +1,12 @@
 """ONNX export: parity with PyTorch on shapes it was not traced with, the shared layer stored once, int8."""
 
+import collections
+
 import numpy as np
+import onnx
 import pytest
 import torch
-from deploy_fixtures import save_classifier, save_encoder
+from deploy_fixtures import SMALL, save_classifier, save_encoder
 
 from albert_zh.export import export_onnx, sample_inputs
 from albert_zh.inference import load_torch_model, onnx_backend
@@ -34,6 +37,24 @@ def test_fp32_matches_pytorch_on_new_shapes_and_stores_the_shared_layer_once(cla
         assert set(got) == {"logits", "pooled_output"}
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("layout", ["google", "brightmart"])
+def test_default_export_fuses_every_attention_block_and_portable_uses_standard_ops(tmp_path, layout):
+    model_dir = save_classifier(tmp_path / layout, embedding_layout=layout)
+    arrays = sample_inputs(21128, shapes=((3, 40),), seed=4)[0]
+    expected = torch_outputs(model_dir, arrays)
+    for name, portable in (("fused.onnx", False), ("portable.onnx", True)):
+        report = export_onnx(model_dir, tmp_path / name, portable=portable)
+        nodes = onnx.load(str(tmp_path / name)).graph.node
+        custom = collections.Counter(n.op_type for n in nodes if n.domain == "com.microsoft")
+        if portable:
+            assert not custom and not report.fused
+        else:  # one Attention op per layer application (6 applications of the one shared layer)
+            assert report.fused and custom["Attention"] == SMALL["num_hidden_layers"], custom
+        got = onnx_backend(tmp_path / name)(*arrays)
+        for output in expected:
+            np.testing.assert_allclose(got[output], expected[output], atol=1e-4, rtol=0, err_msg=f"{name} {output}")
 
 
 def test_encoder_exports_pooled_output(tmp_path):

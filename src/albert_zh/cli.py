@@ -96,6 +96,9 @@ def _export_arguments(p: argparse.ArgumentParser):
     p.add_argument("--out", help="output file (default: MODEL/model.onnx, MODEL/model.int8.onnx or MODEL/model.tflite, "
                                  "where `Classifier.load(..., backend=...)`, bench and serve look)")
     p.add_argument("--quantize", choices=["int8"], help="ONNX only: int8 dynamic quantization of the weights")
+    p.add_argument("--portable", action="store_true",
+                   help="ONNX only: standard ONNX ops, for runtimes other than onnxruntime (default: attention, "
+                        "residual + LayerNorm and GELU fused into onnxruntime's faster ops)")
     p.add_argument("--max-seq-length", type=int, default=128,
                    help="ONNX: longest sample the export is checked on (the graph takes any length); "
                         "LiteRT: the model's fixed input length (default: 128)")
@@ -108,12 +111,13 @@ def _export(args):
     from albert_zh.inference import EXPORTED_FILES
 
     if args.fmt == "litert":
-        if args.quantize:
-            raise ValueError("--quantize applies to ONNX only")
+        if args.quantize or args.portable:
+            raise ValueError("--quantize and --portable apply to ONNX only")
         report = export_litert(args.model, args.out or Path(args.model) / EXPORTED_FILES["litert"], args.max_seq_length)
     else:
         out = args.out or Path(args.model) / EXPORTED_FILES["onnx-int8" if args.quantize else "onnx"]
-        report = export_onnx(args.model, out, quantize=args.quantize, max_seq_length=args.max_seq_length)
+        report = export_onnx(args.model, out, quantize=args.quantize, max_seq_length=args.max_seq_length,
+                             portable=args.portable)
     print("\n".join(report.lines()))
 
 
@@ -188,7 +192,7 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--data", required=True, help="a folder written by prepare-data (training shards)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run folder: metrics.jsonl, checkpoints/, model/ (the final export), tensorboard/")
-    p.add_argument("--config", help="model preset (tiny, small, base, large, xlarge, xxlarge) or config JSON "
+    p.add_argument("--config", help="model preset (tiny, tiny_preln, small, base, large, xlarge, xxlarge) or config JSON "
                                     "(default: tiny; with --init-from, that model's)")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model directory (ours, converted or "
                                                         "HuggingFace) instead of random weights: domain pretraining")

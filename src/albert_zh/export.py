@@ -1,16 +1,19 @@
 """`export`: a model directory -> ONNX (fp32 or int8) or LiteRT, checked against PyTorch after export.
 
 The graph takes input_ids, attention_mask and token_type_ids of any batch size and sequence
-length, and returns pooled_output (and logits for a fine-tuned classifier). Cross-layer sharing
-survives export: the shared layer's weights are one set of initializers that every layer's nodes
-read, so the file is about the size of model.safetensors, not num_layers times it.
-int8 is onnxruntime's dynamic quantization of the weights of MatMul and Gather.
+length, and returns pooled_output (and logits for a fine-tuned classifier). By default it is
+then fused for onnxruntime (its transformer optimizer turns each attention block, residual +
+LayerNorm and GELU into one op each); `portable=True` keeps standard ONNX ops only, for other
+runtimes. Cross-layer sharing survives export: each distinct weight is one initializer that
+every layer's nodes read, so the file is about the size of model.safetensors, not num_layers
+times it. int8 is onnxruntime's dynamic quantization of the weights of MatMul, Attention and Gather.
 LiteRT (.tflite, for phones) goes through litert-torch (`pip install albert_zh[litert]`): one
 sequence of a fixed length per call, as mobile runtimes prefer; shorter inputs are padded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -52,10 +55,12 @@ class ExportReport:
     weights_bytes: int  # model.safetensors, for comparison
     max_abs_diff: float  # against PyTorch on sample inputs
     quantize: str | None
+    fused: bool = False  # onnxruntime's fused ops (not portable to other ONNX runtimes)
 
     def lines(self) -> list[str]:
         kind = "LiteRT fp32" if self.path.suffix == ".tflite" else (
             "ONNX int8 (dynamic quantization)" if self.quantize else "ONNX fp32")
+        kind += ", fused for onnxruntime" if self.fused else ""
         return [f"{self.path}: {kind}, {self.size_bytes / 2**20:.2f} MB "
                 f"({self.size_bytes / self.weights_bytes:.2f}x model.safetensors, {self.weights_bytes / 2**20:.2f} MB)",
                 f"max |exported - PyTorch| on sample inputs: {self.max_abs_diff:.2e}"]
@@ -77,8 +82,9 @@ def sample_inputs(vocab_size: int, shapes=((2, 16), (3, 77)), seed: int = 0) -> 
 
 
 def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = None,
-                max_seq_length: int = 128) -> ExportReport:
-    """Write `out` (ONNX) from `model_dir`; checked against PyTorch before it is put in place."""
+                max_seq_length: int = 128, portable: bool = False) -> ExportReport:
+    """Write `out` (ONNX) from `model_dir`; checked against PyTorch before it is put in place.
+    portable: standard ONNX ops only (no onnxruntime fusions)."""
     model_dir, out = Path(model_dir), Path(out)
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize {quantize!r}: only int8 is supported")
@@ -98,24 +104,26 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
                               dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in INPUTS},
                                             **{n: {0: "batch"} for n in names}},
                               opset_version=17, dynamo=False)
-        _read_shared_weights_directly(fp32)
+        _one_copy_of_each_weight(fp32)
+        if not portable:
+            _fuse_for_onnxruntime(fp32, model.config)
         path = fp32
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             path = Path(tmp) / "model.int8.onnx"
-            quiet = logging.root.level
-            logging.root.setLevel(logging.ERROR)  # the quantizer logs a line per tensor to the root logger
-            try:
-                quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
-            finally:
-                logging.root.setLevel(quiet)
+            with _quiet_root_logger():  # the quantizer logs a line per tensor
+                # Shape inference knows no types for the fused ops' outputs: they are float.
+                quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
+                                 extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
+            _one_copy_of_each_weight(path)
         diff = _max_difference(wrapped, path, names, samples)
         if not quantize and diff > FP32_TOLERANCE:
             raise RuntimeError(f"exported graph differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp_path: os.replace(path, tmp_path))
-    report = ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize)
+    report = ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize,
+                          fused=not portable)
     for line in report.lines():
         log.info("%s", line)
     return report
@@ -149,22 +157,59 @@ def export_litert(model_dir: str | Path, out: str | Path, max_seq_length: int = 
     return ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, None)
 
 
-def _read_shared_weights_directly(path: Path):
-    """The exporter hands the shared layer's weights to layers 2..L through Identity nodes; the
-    quantizer skips a MatMul whose weight is not an initializer, so point those MatMuls at the
-    initializer itself (still one copy)."""
+def _one_copy_of_each_weight(path: Path):
+    """Make every node read each distinct weight from one initializer. The exporter hands the
+    shared layer's weights to layers 2..L through Identity nodes (and the quantizer and the fuser
+    only treat initializers as weights); fusing and quantizing a shared layer give each layer
+    its own, identical, tensors. Both are folded back to one copy here."""
     import onnx
+    from onnx import numpy_helper
 
     graph_model = onnx.load(str(path))
     graph = graph_model.graph
-    initializers = {i.name for i in graph.initializer}
-    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers}
+    first_of = {}  # (dtype, shape, bytes) -> the first initializer with that content
+    alias = {}
+    for init in graph.initializer:
+        key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
+        alias[init.name] = first_of.setdefault(key, init.name)
+    alias = {name: kept for name, kept in alias.items() if name != kept}
+    weights = {i.name for i in graph.initializer}
+    alias.update({n.output[0]: alias.get(n.input[0], n.input[0]) for n in graph.node
+                  if n.op_type == "Identity" and n.input[0] in weights})
     for node in graph.node:
         node.input[:] = [alias.get(name, name) for name in node.input]
-    kept = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    kept_nodes = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
     del graph.node[:]
-    graph.node.extend(kept)
+    graph.node.extend(kept_nodes)
+    kept_weights = [i for i in graph.initializer if i.name not in alias]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_weights)
     onnx.save(graph_model, str(path))
+
+
+def _fuse_for_onnxruntime(path: Path, config):
+    """onnxruntime's transformer optimizer on the exported graph (com.microsoft ops: Attention,
+    SkipLayerNormalization, FastGelu). The model writes attention out when traced, the pattern
+    this fuser recognises; a layer it does not match stays as it was, only slower."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with _quiet_root_logger():
+        fused = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=0)
+    fused.save_model_to_file(str(path))
+    log.debug("onnxruntime fusions: %s", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
+    _one_copy_of_each_weight(path)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's tools log per-tensor and per-pattern notes to the root logger and their own."""
+    quiet = logging.root.level
+    logging.root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.root.setLevel(quiet)
 
 
 def _max_difference(wrapped: torch.nn.Module, path: Path, names: list[str], samples, runner=onnx_backend) -> float:

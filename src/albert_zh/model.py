@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SHARING_MODES = ("all", "attention", "ffn", "none")
 PRESETS = {  # preset name -> the released config it reproduces (bundled in resources/configs)
     "tiny": "albert_config_tiny.json",  # brightmart albert_tiny_zh
+    "tiny_preln": "albert_config_tiny_preln.json",  # the same with pre-LN: learns sooner from scratch
     "small": "albert_config_small_google.json",  # Google albert_small_zh
     "tiny_google": "albert_config_tiny_google.json",
     "base": "albert_config_base.json",  # brightmart albert_base_zh
@@ -131,7 +133,7 @@ class AlbertConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> AlbertConfig:
-        """The configuration of a released model: tiny, small, base, large, xlarge, xxlarge."""
+        """The configuration of a released model: tiny, tiny_preln, small, tiny_google, base, large, xlarge, xxlarge."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
         path = resources.files("albert_zh") / "resources" / "configs" / PRESETS[name]
@@ -228,6 +230,7 @@ class AlbertAttention(nn.Module):
         super().__init__()
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
+        self.head_size = h // self.num_heads
         self.pre_ln = config.ln_type == "preln"
         self.query, self.key, self.value = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
         self.dense = nn.Linear(h, h)
@@ -238,12 +241,19 @@ class AlbertAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, H = x.shape
         h = self.LayerNorm(x) if self.pre_ln else x
-        q, k, v = (proj(h).view(B, T, self.num_heads, -1).transpose(1, 2) for proj in (self.query, self.key, self.value))
-        y = F.scaled_dot_product_attention(  # (B, nh, T, hs)
-            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
-        )
+        q, k, v = (proj(h).view(B, T, self.num_heads, self.head_size).transpose(1, 2)
+                   for proj in (self.query, self.key, self.value))
+        if mask is not None and mask.is_floating_point():
+            # Exporters: attention written out with an additive mask, the pattern onnxruntime fuses
+            # into its single Attention op (see AlbertModel.forward).
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size) + mask
+            y = scores.softmax(-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(  # (B, nh, T, hs)
+                q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
+            )
         y = y.transpose(1, 2).reshape(B, T, H)
-        y = x + self.dropout(self.dense(y))
+        y = self.dropout(self.dense(y)) + x  # this order lets onnxruntime fuse the first layer too
         return y if self.pre_ln else self.LayerNorm(y)
 
 
@@ -386,7 +396,9 @@ class AlbertModel(AlbertPreTrainedModel):
         if not tracing:
             _validate_inputs(self.config, input_ids, token_type_ids)
         mask = None
-        if attention_mask is not None and (tracing or not bool(attention_mask.all())):
+        if attention_mask is not None and tracing:  # (B, 1, 1, T): 0 where keys may be attended, else -10000
+            mask = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
+        elif attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True where keys may be attended
         x = self.embeddings(input_ids, token_type_ids)
         x = self.encoder(x, mask)
