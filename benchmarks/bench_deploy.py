@@ -87,9 +87,8 @@ def peak_memory(model_dir: Path, threads: int) -> dict:
 
 
 def agreement(model_dir: Path, threads: int) -> dict:
-    from albert_zh.tasks import get_task, read_examples
-
     from albert_zh.inference import Classifier
+    from albert_zh.tasks import get_task, read_examples
 
     examples = read_examples(get_task("lcqmc"), LCQMC_DEV).examples
     pairs = [(e.text_a, e.text_b) for e in examples]

@@ -1,11 +1,11 @@
 """The HTTP service under load: 2,000 /similarity requests from 16 concurrent clients on 127.0.0.1.
 
-    python benchmarks/bench_serve.py [--model DIR] [--backend onnx-int8] [--requests 2000] [--clients 16]
+    python benchmarks/bench_serve.py [--model DIR] [--backend onnx-int8] [--requests 2000] [--clients 16] [--rounds 3]
 
-The service runs in its own process (`albert-zh serve`), twice: with micro-batching
-(--max-batch 64 --max-wait-ms 5) and with every request run alone (--max-batch 1). Each request
-is one sentence pair. Reports status codes, p50/p99 latency and throughput, and writes the
-"Service under load" section of BENCHMARKS.md.
+Two services run side by side, each in its own process (`albert-zh serve`): one micro-batching
+(--max-batch 64 --max-wait-ms 5), one running every request alone (--max-batch 1). Each round
+loads one and then the other with --requests requests of one sentence pair each. Reports status
+codes, p50/p99 latency and throughput, and writes the "Service under load" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -89,45 +89,48 @@ async def load(url: str, requests: int, clients: int) -> dict:
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         seconds = time.perf_counter() - start
-    statuses = np.array(statuses)
-    return {"requests": requests, "seconds": seconds, "throughput": requests / seconds,
+    return {"seconds": seconds, "latencies": latencies, "statuses": statuses}
+
+
+def summary(rounds: list[dict], model_calls: int) -> dict:
+    """All rounds of one service together; throughput is the median of the rounds'."""
+    statuses = np.array([s for r in rounds for s in r["statuses"]])
+    latencies = [t for r in rounds for t in r["latencies"]]
+    return {"throughput": float(np.median([len(r["statuses"]) / r["seconds"] for r in rounds])),
             "p50_ms": float(np.percentile(latencies, 50) * 1e3), "p99_ms": float(np.percentile(latencies, 99) * 1e3),
             "ok": int((statuses == 200).sum()), "5xx": int((statuses >= 500).sum()),
-            "failed": int((statuses == 0).sum())}
+            "failed": int((statuses == 0).sum()), "model_calls": model_calls,
+            "per_round": [len(r["statuses"]) / r["seconds"] for r in rounds]}
 
 
-def run(model: str, backend: str, max_batch: int, threads: int, requests: int, clients: int) -> dict:
-    process, url = start_service(model, backend, max_batch, threads)
+def stop(process: subprocess.Popen):
+    process.send_signal(signal.SIGINT)
     try:
-        result = asyncio.run(load(url, requests, clients))
-        import httpx
-
-        result["model_calls"] = httpx.get(url + "/health").json()["model_calls"]
-        return result
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def section(results: dict, args) -> str:
     rows = [f"| {name} | {r['ok']:,} | {r['5xx']} | {r['failed']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['throughput']:.0f} | {r['model_calls']:,} |" for name, r in results.items()]
     batched, alone = results["micro-batching (max batch 64, wait 5 ms)"], results["one request per model call"]
+    ratios = ", ".join(f"{b / a:.2f}x" for b, a in zip(batched["per_round"], alone["per_round"], strict=True))
     return "\n".join([
         f"`python benchmarks/bench_serve.py --backend {args.backend} --requests {args.requests} --clients "
-        f"{args.clients}`: {machine()}. `albert-zh serve` with a fine-tuned-shape tiny pair classifier "
-        f"({args.model_note}), {args.threads} model threads, in its own process; {args.clients} clients on "
-        f"127.0.0.1 send {args.requests:,} /similarity requests of one pair each, as fast as answers come.",
+        f"{args.clients} --rounds {args.rounds}`: {machine()}. `albert-zh serve` with a fine-tuned-shape tiny pair "
+        f"classifier ({args.model_note}), {args.threads} model threads; both services run side by side in their "
+        f"own processes, and in each of {args.rounds} rounds {args.clients} clients on 127.0.0.1 send "
+        f"{args.requests:,} /similarity requests of one pair each to one service, then to the other, as fast as "
+        "answers come. Counts and percentiles are over all rounds; requests/s is the median round's.",
         "",
         "| service | 200 | 5xx | failed | p50 ms | p99 ms | requests/s | model calls |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         f"Micro-batching serves **{batched['throughput'] / alone['throughput']:.2f}x** the requests per second of "
-        f"one-request-per-call serving, with {batched['model_calls']:,} model calls instead of {alone['model_calls']:,}.",
+        f"one-request-per-call serving (per round: {ratios}), with {batched['model_calls']:,} model calls instead "
+        f"of {alone['model_calls']:,}.",
     ])
 
 
@@ -138,6 +141,7 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,10 +156,23 @@ def main():
             args.model_note = "random weights"
         else:
             args.model_note = Path(args.model).name
-        results = {}
-        for name, max_batch in (("micro-batching (max batch 64, wait 5 ms)", 64), ("one request per model call", 1)):
-            results[name] = run(args.model, args.backend, max_batch, args.threads, args.requests, args.clients)
-            print(name, results[name], flush=True)
+        modes = {"micro-batching (max batch 64, wait 5 ms)": 64, "one request per model call": 1}
+        services = {name: start_service(args.model, args.backend, max_batch, args.threads)
+                    for name, max_batch in modes.items()}
+        try:
+            rounds = {name: [] for name in modes}
+            for round_ in range(args.rounds):  # interleaved, so a drift in machine speed hits both alike
+                for name, (_, url) in services.items():
+                    rounds[name].append(asyncio.run(load(url, args.requests, args.clients)))
+                    print(f"round {round_ + 1}, {name}: {args.requests / rounds[name][-1]['seconds']:.0f} requests/s",
+                          flush=True)
+            import httpx
+
+            results = {name: summary(rounds[name], httpx.get(url + "/health").json()["model_calls"])
+                       for name, (_, url) in services.items()}
+        finally:
+            for process, _ in services.values():
+                stop(process)
     body = section(results, args)
     print(body)
     if not args.no_write:

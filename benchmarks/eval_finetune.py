@@ -67,6 +67,8 @@ def random_start(work: Path, pretrained: str | None) -> str:
     if not (out / "config.json").is_file():
         torch.manual_seed(0)
         AlbertForPreTraining(config).save_pretrained(out)
+    elif AlbertConfig.from_json(out / "config.json") != config:
+        raise SystemExit(f"{work} holds random-start runs of another configuration; choose another --work")
     return str(out)
 
 
@@ -106,8 +108,8 @@ def main():
 def write_table(args, starts: dict, results: dict):
     datasets = args.datasets.split(",")
     lines = [(f"`python benchmarks/eval_finetune.py{' --pretrained ' + args.pretrained if args.pretrained else ''}"
-              f" --seeds {args.seeds}` (re-run to fill in missing seeds): {machine()}; the machine was shared with "
-              "other jobs, so minutes are rough."),
+              f" --seeds {args.seeds}` (re-run to fill in missing seeds): {machine()}; minutes are wall time "
+              "of each run on this machine."),
              "",
              (f"Each run: `albert-zh finetune --task TASK --model START --epochs {args.epochs} --lr {args.lr:g} "
               f"--batch-size 64 --max-seq-length {args.max_seq_length}` on {args.train_size} training examples "

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from albert_zh.cli import COMMANDS, build_parser, main
+from albert_zh.model import PRESETS
 
 
 def run_cli(*args, cwd=None):
@@ -48,7 +49,7 @@ def test_demo_runs_the_main_job(tmp_path):
 def test_presets_json_lists_all_presets(capsys):
     assert main(["presets", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 7 and '"preset": "xxlarge"' in lines[-1]
+    assert [json.loads(line)["preset"] for line in lines] == list(PRESETS)
 
 
 def test_user_errors_are_one_line_with_status_2(tmp_path, capsys):

@@ -204,7 +204,7 @@ def test_config_reads_released_json_formats(tmp_path):
 # ---- bad input --------------------------------------------------------------------------
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(ValueError, match="unknown preset 'tinny'.*tiny, small"):
+    with pytest.raises(ValueError, match="unknown preset 'tinny'.*tiny, tiny_preln, small"):
         AlbertConfig.preset("tinny")
 
 

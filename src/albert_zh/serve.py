@@ -225,7 +225,8 @@ def serve(config: ServeConfig):
     import uvicorn
 
     classifier = Classifier.load(config.model, backend=config.backend, max_seq_length=config.max_seq_length,
-                                 batch_size=config.max_batch, threads=config.threads)
+                                 batch_size=config.max_batch, threads=config.threads,
+                                 busy_wait=False)  # the HTTP work needs the cores between model calls
     app = create_app(classifier, config)
     log.info("serving %s (%s backend, labels %s) on http://%s:%d (docs at /docs)",
              config.model, config.backend, classifier.labels, config.host, config.port)
