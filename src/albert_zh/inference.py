@@ -63,8 +63,8 @@ def torch_backend(model_dir: str | Path, threads: int | None = None) -> Backend:
 
 def onnx_backend(path: str | Path, threads: int | None = None, busy_wait: bool = True) -> Backend:
     """busy_wait: onnxruntime's threads spin between calls, the lowest latency for one caller
-    (tiny, 128 tokens: 3.8 ms against 4.8 ms without); off where other work needs the same cores,
-    as in the HTTP service."""
+    (tiny, 128 tokens: about 4 ms against about 5 ms without, in separate runs); off where other
+    work needs the same cores, as in the HTTP service."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
