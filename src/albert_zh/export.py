@@ -112,7 +112,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             path = Path(tmp) / "model.int8.onnx"
-            with _quiet_root_logger():  # the quantizer logs a line per tensor
+            with _quiet_logging():  # the quantizer logs a line per tensor
                 # Shape inference knows no types for the fused ops' outputs: they are float.
                 quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
                                  extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
@@ -193,23 +193,22 @@ def _fuse_for_onnxruntime(path: Path, config):
     this fuser recognises; a layer it does not match stays as it was, only slower."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with _quiet_root_logger():
+    with _quiet_logging():
         fused = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
                                hidden_size=config.hidden_size, opt_level=0)
-    fused.save_model_to_file(str(path))
-    log.debug("onnxruntime fusions: %s", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
+        fused.save_model_to_file(str(path))
     _one_copy_of_each_weight(path)
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
-    """onnxruntime's tools log per-tensor and per-pattern notes to the root logger and their own."""
-    quiet = logging.root.level
-    logging.root.setLevel(logging.ERROR)
+def _quiet_logging():
+    """onnxruntime's tools log per-tensor and per-pattern notes, to the root logger and to loggers
+    of their own; only errors get through while they run."""
+    logging.disable(logging.WARNING)
     try:
         yield
     finally:
-        logging.root.setLevel(quiet)
+        logging.disable(logging.NOTSET)
 
 
 def _max_difference(wrapped: torch.nn.Module, path: Path, names: list[str], samples, runner=onnx_backend) -> float:
