@@ -96,11 +96,11 @@ def summary(rounds: list[dict], model_calls: int) -> dict:
     """All rounds of one service together; throughput is the median of the rounds'."""
     statuses = np.array([s for r in rounds for s in r["statuses"]])
     latencies = [t for r in rounds for t in r["latencies"]]
-    return {"throughput": float(np.median([len(r["statuses"]) / r["seconds"] for r in rounds])),
+    per_round = [len(r["statuses"]) / r["seconds"] for r in rounds]
+    return {"throughput": float(np.median(per_round)), "per_round": per_round,
             "p50_ms": float(np.percentile(latencies, 50) * 1e3), "p99_ms": float(np.percentile(latencies, 99) * 1e3),
             "ok": int((statuses == 200).sum()), "5xx": int((statuses >= 500).sum()),
-            "failed": int((statuses == 0).sum()), "model_calls": model_calls,
-            "per_round": [len(r["statuses"]) / r["seconds"] for r in rounds]}
+            "failed": int((statuses == 0).sum()), "model_calls": model_calls}
 
 
 def stop(process: subprocess.Popen):
