@@ -192,7 +192,8 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--data", required=True, help="a folder written by prepare-data (training shards)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run folder: metrics.jsonl, checkpoints/, model/ (the final export), tensorboard/")
-    p.add_argument("--config", help="model preset (tiny, tiny_preln, small, base, large, xlarge, xxlarge) or config JSON "
+    p.add_argument("--config", help="model preset (tiny, tiny_preln, small, tiny_google, base, large, xlarge, xxlarge; "
+                                    "albert-zh model-info lists them) or config JSON "
                                     "(default: tiny; with --init-from, that model's)")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model directory (ours, converted or "
                                                         "HuggingFace) instead of random weights: domain pretraining")
