@@ -17,6 +17,7 @@ from test_prepare import write_built_corpus
 
 from albert_zh import pretrain as pretrain_module
 from albert_zh.cli import main
+from albert_zh.model import AlbertConfig
 from albert_zh.optim import Lamb, parameter_groups
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, list_checkpoints, pretrain
@@ -202,3 +203,10 @@ def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain_module.torch, "save", real_save)
     resumed = pretrain(PretrainConfig(**{**config.__dict__, "resume": True}))
     assert (resumed / "model.safetensors").is_file()
+
+
+def test_from_scratch_default_is_google_layout_tiny():
+    # the layout whose word signal is not drowned by the position embeddings at initialisation
+    model, _ = pretrain_module.build_model(PretrainConfig(data="unused", out="unused"))
+    assert model.config == AlbertConfig.preset("tiny_google")
+    assert model.config.embedding_layout == "google"

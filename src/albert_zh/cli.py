@@ -194,7 +194,7 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                    help="run folder: metrics.jsonl, checkpoints/, model/ (the final export), tensorboard/")
     p.add_argument("--config", help="model preset (tiny, tiny_preln, small, tiny_google, base, large, xlarge, xxlarge; "
                                     "albert-zh model-info lists them) or config JSON "
-                                    "(default: tiny; with --init-from, that model's)")
+                                    "(default: tiny_google, which learns sooner from scratch; with --init-from, that model's)")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model directory (ours, converted or "
                                                         "HuggingFace) instead of random weights: domain pretraining")
     p.add_argument("--batch-size", type=int, default=d.batch_size,

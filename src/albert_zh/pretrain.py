@@ -58,7 +58,9 @@ class CheckpointSaveError(ValueError):
 class PretrainConfig:
     data: str
     out: str
-    config: str | None = None  # preset name or config JSON; default tiny (or the --init-from model's)
+    # preset name or config JSON; default tiny_google (or the --init-from model's): from scratch it
+    # learns sooner than brightmart's tiny, whose layout starts the word signal at 2% of the input
+    config: str | None = None
     init_from: str | None = None
     batch_size: int = 32  # per process and micro-step
     grad_accum: int = 1
@@ -198,7 +200,7 @@ def build_model(config: PretrainConfig) -> tuple[AlbertForPreTraining, Path]:
         if not vocab.is_file():
             vocab = Path(load_tokenizer().vocab_file)
         return model, vocab
-    name = config.config or "tiny"
+    name = config.config or "tiny_google"
     model_config = AlbertConfig.from_json(name) if name.endswith(".json") else AlbertConfig.preset(name)
     return AlbertForPreTraining(model_config), Path(config.data) / "vocab.txt"
 
