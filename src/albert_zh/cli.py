@@ -193,7 +193,7 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run folder: metrics.jsonl, checkpoints/, model/ (the final export), tensorboard/")
     p.add_argument("--config", help="model preset (tiny, tiny_preln, small, tiny_google, base, large, xlarge, xxlarge; "
-                                    "albert-zh model-info lists them) or config JSON "
+                                    "albert-zh presets lists them) or config JSON "
                                     "(default: tiny_google, which learns sooner from scratch; with --init-from, that model's)")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model directory (ours, converted or "
                                                         "HuggingFace) instead of random weights: domain pretraining")
