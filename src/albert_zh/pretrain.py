@@ -78,6 +78,7 @@ class PretrainConfig:
     seed: int = 12345
     resume: bool = False
     max_minutes: float | None = None
+    compile: bool = False  # torch.compile the training forward and backward
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -453,6 +454,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
             log.info("resuming from %s (step %d, epoch %d)", path, step, position["epoch"])
     stream = BatchStream(dataset, config.batch_size, procs, config.seed, **position)
     trained = DDP(model, procs) if procs.world > 1 else model
+    if config.compile:  # checkpoints, evaluation and the export keep using `model`, the plain module
+        trained = torch.compile(trained)
 
     if procs.main:
         run_dir.mkdir(parents=True, exist_ok=True)
