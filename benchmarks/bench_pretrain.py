@@ -4,11 +4,15 @@
 
 tiny, batch 32 x 128, 20 masked positions per sequence, fp32, CPU, the same weights and batch on
 both sides. Ours is the step the pretrain command runs (`pretrain.train_step`: forward, summed
-losses, backward, gradient clipping, LAMB); transformers' is forward, loss, backward, AdamW.
+losses, backward, gradient clipping, LAMB), eager and as `--compile` runs it (torch.compile; the
+compilation happens in the untimed warm-up), each in fp32 and with bf16 autocast (--precision bf16);
+transformers' is forward, loss, backward, AdamW in fp32.
 Writes the "Pretraining step" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from bench_model import MASKED, SEQ, interleaved, pretraining_batch, twin_models
@@ -32,6 +36,8 @@ def main():
                    "masked_labels": masked_labels, "sentence_order_label": sop}
     processes = Processes(rank=0, world=1, device=torch.device("cpu"))
     lamb = Lamb(parameter_groups(ours, 0.01), lr=1e-4)
+    plain_copy = copy.deepcopy(ours)
+    compiled, lamb_compiled = torch.compile(plain_copy), Lamb(parameter_groups(plain_copy, 0.01), lr=1e-4)
     adamw = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
 
     def step_theirs():
@@ -40,16 +46,25 @@ def main():
                sentence_order_label=sop).loss.backward()
         adamw.step()
 
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
     t = interleaved({"ours": lambda: train_step(ours, lamb, [micro_batch], processes),
+                     "compiled": lambda: train_step(compiled, lamb_compiled, [micro_batch], processes),
+                     "ours bf16": lambda: train_step(ours, lamb, [micro_batch], processes, bf16),
+                     "compiled bf16": lambda: train_step(compiled, lamb_compiled, [micro_batch], processes, bf16),
                      "theirs": step_theirs}, args.rounds, args.repeats)
     body = (f"`python benchmarks/bench_pretrain.py --threads {args.threads}`: {machine()}. tiny, batch {size} x {SEQ}, "
-            f"{MASKED} masked positions per sequence, fp32; medians of {args.rounds} interleaved rounds of "
+            f"{MASKED} masked positions per sequence; medians of {args.rounds} interleaved rounds of "
             f"{args.repeats} steps.\n\n"
             "| step | ms | sequences/s |\n|---|---:|---:|\n"
             f"| ours: `pretrain.train_step` (LAMB, clipping) | {t['ours'] * 1e3:.0f} | {size / t['ours']:.1f} |\n"
-            f"| transformers AlbertForPreTraining + AdamW | {t['theirs'] * 1e3:.0f} | {size / t['theirs']:.1f} |\n\n"
-            f"Speed-up: **{t['theirs'] / t['ours']:.2f}x**. Our MLM head scores the vocabulary only at the masked "
-            "positions, as the original TF code does; transformers' scores all 128.")
+            f"| ours with `--compile` | {t['compiled'] * 1e3:.0f} | {size / t['compiled']:.1f} |\n"
+            f"| ours, bf16 autocast | {t['ours bf16'] * 1e3:.0f} | {size / t['ours bf16']:.1f} |\n"
+            f"| ours, bf16 autocast, `--compile` | {t['compiled bf16'] * 1e3:.0f} | {size / t['compiled bf16']:.1f} |\n"
+            f"| transformers AlbertForPreTraining + AdamW (fp32) | {t['theirs'] * 1e3:.0f} | {size / t['theirs']:.1f} |\n\n"
+            f"Speed-up in fp32: **{t['theirs'] / t['ours']:.2f}x** eager, {t['theirs'] / t['compiled']:.2f}x "
+            f"compiled. `--compile` over eager: {t['ours'] / t['compiled']:.2f}x in fp32, "
+            f"{t['ours bf16'] / t['compiled bf16']:.2f}x with bf16 autocast. Our MLM head scores the vocabulary "
+            "only at the masked positions, as the original TF code does; transformers' scores all 128.")
     print(body)
     if not args.no_write:
         write_section("Pretraining step", body)
