@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertForPreTraining
+from albert_zh.pretrain import Processes, evaluate
 
 
 def boundary_features(dataset: PretrainingDataset, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,17 +56,8 @@ def boundary_probe(train: PretrainingDataset, heldout: PretrainingDataset, k: in
                 "heldout": float((linear(hx).argmax(-1) == hy).float().mean())}
 
 
-@torch.no_grad()
 def sop_accuracy(model: AlbertForPreTraining, dataset: PretrainingDataset) -> float:
-    model.eval()
-    correct = 0
-    for start in range(0, len(dataset), 256):
-        batch = dataset.collate([dataset[i] for i in range(start, min(start + 256, len(dataset)))])
-        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                    masked_positions=batch["masked_positions"])
-        correct += int((out.sop_logits.argmax(-1) == batch["sentence_order_label"]).sum())
-    model.train()
-    return correct / len(dataset)
+    return evaluate(model, dataset, 256, Processes(rank=0, world=1, device=torch.device("cpu")))["sop_accuracy"]
 
 
 def sop_only_probe(model_dir: str, train: PretrainingDataset, heldout: PretrainingDataset, minutes: float,
