@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertForPreTraining
-from albert_zh.pretrain import Processes, evaluate
+from albert_zh.pretrain import STATS, Processes, evaluate, forward_sums
 
 
 def boundary_features(dataset: PretrainingDataset, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,15 +69,12 @@ def sop_only_probe(model_dir: str, train: PretrainingDataset, heldout: Pretraini
     rng, steps, correct, end = np.random.default_rng(0), 0, [], time.monotonic() + minutes * 60
     while time.monotonic() < end:
         batch = train.collate([train[int(i)] for i in rng.integers(0, len(train), 32)])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                        masked_positions=batch["masked_positions"])
-        loss = F.cross_entropy(out.sop_logits.float(), batch["sentence_order_label"])
-        loss.backward()
+        sums = dict(zip(STATS, forward_sums(model, batch, torch.autocast("cpu", dtype=torch.bfloat16))))
+        (sums["sop_loss_sum"] / sums["sequences"]).backward()  # the SOP loss only
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
-        correct.append(float((out.sop_logits.argmax(-1) == batch["sentence_order_label"]).float().mean()))
+        correct.append(float(sums["sop_correct"].detach() / sums["sequences"].detach()))
         steps += 1
     return {"steps": steps, "heldout_before": before, "heldout_after": sop_accuracy(model, heldout),
             "train_last_200_steps": float(np.mean(correct[-200:]))}
