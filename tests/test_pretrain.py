@@ -17,7 +17,7 @@ from test_prepare import write_built_corpus
 
 from albert_zh import pretrain as pretrain_module
 from albert_zh.cli import main
-from albert_zh.model import AlbertConfig
+from albert_zh.model import AlbertConfig, AlbertForPreTraining
 from albert_zh.optim import Lamb, parameter_groups
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, list_checkpoints, pretrain
@@ -84,8 +84,6 @@ def test_one_lamb_step_by_hand():
 
 
 def test_biases_and_layer_norms_are_exempt_in_the_real_model():
-    from albert_zh.model import AlbertConfig, AlbertForPreTraining
-
     model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
     names = {id(p): n for n, p in model.named_parameters()}
     decayed, exempt = ([names[id(p)] for p in g["params"]] for g in parameter_groups(model, 0.01))
@@ -156,7 +154,6 @@ def test_vocabulary_mismatch_is_refused(setup, tmp_path, capsys):
     prepare_data(PrepareConfig(inputs=(str(setup / "corpus.txt"),), out=str(tmp_path / "other"), max_seq_length=32,
                                workers=1, vocab=str(vocab)))
     model_dir = tmp_path / "model"
-    from albert_zh.model import AlbertConfig, AlbertForPreTraining
     AlbertForPreTraining(AlbertConfig(**SMALL_MODEL)).save_pretrained(model_dir)
     assert main(["pretrain", "--data", str(tmp_path / "other"), "--init-from", str(model_dir),
                  "--out", str(tmp_path / "r")]) == 2
@@ -225,5 +222,4 @@ def test_compiled_training_computes_the_same_steps(setup, tmp_path):
     # checkpoint and export hold the plain module's names, loadable without compiling
     state = torch.load(list_checkpoints(compiled)[-1], weights_only=True)
     assert not any(name.startswith("_orig_mod") for name in state["model"])
-    from albert_zh.model import AlbertForPreTraining
     AlbertForPreTraining.from_pretrained(compiled / "model")
