@@ -30,9 +30,11 @@ def boundary_features(dataset: PretrainingDataset, k: int) -> tuple[torch.Tensor
     for i in range(len(dataset)):
         item = dataset[i]
         ids, a, n = item["input_ids"], item["a_length"], len(item["input_ids"])
-        # [CLS] A [SEP] B [SEP]: A starts at 1 and ends at a-2, B starts at a and ends at n-2
-        tokens = [ids[1 + j] for j in range(k)] + [ids[a - 2 - j] for j in range(k)]
-        tokens += [ids[a + j] for j in range(k)] + [ids[n - 2 - j] for j in range(k)]
+        # [CLS] A [SEP] B [SEP]: A is ids[1:a-1], B is ids[a:n-1]; a segment shorter than k
+        # repeats its edge tokens rather than reading past its end
+        a_ids, b_ids = ids[1:a - 1], ids[a:n - 1]
+        tokens = [seg[min(j, len(seg) - 1)] for seg in (a_ids, b_ids) for j in range(k)]
+        tokens += [seg[max(len(seg) - 1 - j, 0)] for seg in (a_ids, b_ids) for j in range(k)]
         rows.append([slot * vocab + int(t) for slot, t in enumerate(tokens)])
         labels.append(item["sentence_order_label"])
     return torch.tensor(rows), torch.tensor(labels)

@@ -17,10 +17,11 @@ from test_prepare import write_built_corpus
 
 from albert_zh import pretrain as pretrain_module
 from albert_zh.cli import main
+from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertConfig, AlbertForPreTraining
 from albert_zh.optim import Lamb, parameter_groups
 from albert_zh.prepare import PrepareConfig, prepare_data
-from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, list_checkpoints, pretrain
+from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, Processes, list_checkpoints, pretrain, train_step
 
 # small enough for seconds per run; no dropout, so 1 and 2 processes compute the same function
 SMALL_MODEL = {"vocab_size": 21128, "embedding_size": 16, "hidden_size": 32, "num_attention_heads": 2,
@@ -200,6 +201,27 @@ def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain_module.torch, "save", real_save)
     resumed = pretrain(PretrainConfig(**{**config.__dict__, "resume": True}))
     assert (resumed / "model.safetensors").is_file()
+
+
+def test_sop_weight_scales_the_sentence_order_gradient_only(setup):
+    dataset = PretrainingDataset(setup / "data")
+    batch = dataset.collate([dataset[i] for i in range(8)])
+    procs = Processes(rank=0, world=1, device=torch.device("cpu"))
+    changes = {}
+    for weight in (0.0, 1.0, 3.0):
+        torch.manual_seed(0)
+        model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
+        before = {k: v.clone() for k, v in model.named_parameters()}
+        sgd = torch.optim.SGD(model.parameters(), lr=0.1)  # a step equal to the gradient, so the change shows it
+        train_step(model, sgd, [batch], procs, max_grad_norm=1e9, sop_weight=weight)
+        changes[weight] = {k: v.detach() - before[k] for k, v in model.named_parameters()}
+    sop_head, mlm_head = "sop_classifier.classifier.weight", "predictions.bias"
+    assert changes[0.0][sop_head].abs().max() == 0  # no SOP loss, no SOP head update
+    assert changes[1.0][sop_head].abs().max() > 0
+    torch.testing.assert_close(changes[3.0][sop_head], 3 * changes[1.0][sop_head])
+    torch.testing.assert_close(changes[3.0][mlm_head], changes[1.0][mlm_head])  # the MLM head sees no SOP loss
+    with pytest.raises(ValueError, match="--sop-weight"):
+        PretrainConfig(data="d", out="o", sop_weight=-1)
 
 
 def test_from_scratch_default_is_google_layout_tiny():

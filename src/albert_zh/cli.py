@@ -211,6 +211,9 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                    help="LAMB (per-layer trust ratio) or AdamW; LayerNorm and biases get no weight decay "
                         "(default: lamb)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
+    p.add_argument("--sop-weight", type=float, default=d.sop_weight,
+                   help="weight of the sentence-order loss in the total (default: 1, the seed's); on a small "
+                        "budget 10 gets SOP off chance sooner (README: the 30-minute run)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=d.precision,
                    help="fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU) (default: fp32)")
     p.add_argument("--save-every", type=int, default=d.save_every,

@@ -79,6 +79,7 @@ class PretrainConfig:
     resume: bool = False
     max_minutes: float | None = None
     compile: bool = False  # torch.compile the training forward and backward
+    sop_weight: float = 1.0  # the SOP loss's weight in the total (the seed: 1)
 
     def __post_init__(self):
         if self.warmup_steps is None:
@@ -99,6 +100,8 @@ class PretrainConfig:
             problems.append("give --config or --init-from, not both (the model's config comes with it)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append("--max-minutes must be positive")
+        if self.sop_weight < 0:
+            problems.append("--sop-weight must not be negative")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -234,7 +237,8 @@ def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tenso
 
 
 def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, autocast=contextlib.nullcontext(),
-               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 1.0) -> dict[str, float]:
+               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 1.0,
+               sop_weight: float = 1.0) -> dict[str, float]:
     """One optimizer step over this rank's micro-batches; returns the step's metrics over all ranks."""
     counts = torch.tensor([sum(int((b["masked_labels"] != -100).sum()) for b in micro_batches),
                            sum(len(b["sentence_order_label"]) for b in micro_batches)], dtype=torch.float64)
@@ -246,7 +250,7 @@ def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, au
         with contextlib.nullcontext() if last or procs.world == 1 else model.no_sync():
             sums = forward_sums(model, batch, autocast)
             # DDP averages gradients over ranks; the world factor turns that average into the sum
-            loss = (sums[0] / masked_total + sums[1] / sequences_total) * procs.world
+            loss = (sums[0] / masked_total + sop_weight * sums[1] / sequences_total) * procs.world
             (scaler.scale(loss) if scaler else loss).backward()
         totals += sums.detach().double()
     if scaler:
@@ -488,7 +492,7 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
             tick = time.perf_counter()
             lr = scheduler.get_last_lr()[0]
             result = train_step(trained, optimizer, [stream.next() for _ in range(config.grad_accum)], procs,
-                                autocast, scaler, config.max_grad_norm)
+                                autocast, scaler, config.max_grad_norm, config.sop_weight)
             scheduler.step()
             step += 1
             seconds = time.perf_counter() - tick
