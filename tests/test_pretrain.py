@@ -212,7 +212,7 @@ def test_sop_weight_scales_the_sentence_order_gradient_only(setup):
         torch.manual_seed(0)
         model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
         before = {k: v.clone() for k, v in model.named_parameters()}
-        sgd = torch.optim.SGD(model.parameters(), lr=0.1)  # a step equal to the gradient, so the change shows it
+        sgd = torch.optim.SGD(model.parameters(), lr=0.1)  # plain SGD: each change is -lr x its gradient
         train_step(model, sgd, [batch], procs, max_grad_norm=1e9, sop_weight=weight)
         changes[weight] = {k: v.detach() - before[k] for k, v in model.named_parameters()}
     sop_head, mlm_head = "sop_classifier.classifier.weight", "predictions.bias"
