@@ -73,3 +73,14 @@ def test_prepare_data_and_inspect_data(tmp_path):
     assert instance["tokens"][0] == "[CLS]" and instance["sop_label"] in (0, 1)
     again = run_cli("prepare-data", str(corpus), "--out", str(out), "--max-seq-length", "64", "--workers", "1")
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "serve"])
+def test_cli_works_without_the_deploy_extra(verb):
+    # a training machine may lack FastAPI (the deploy extra): only `serve` itself needs it
+    code = ("import sys; sys.modules['fastapi'] = sys.modules['pydantic'] = None\n"
+            "from albert_zh.cli import main\n"
+            f"main(['{verb}', '--help'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: albert-zh " + verb in result.stdout

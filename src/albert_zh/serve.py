@@ -7,8 +7,6 @@ checked before any model work; oversize bodies are refused while they are being 
 The model is loaded before the server starts, so a missing or broken folder fails at start-up.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging
@@ -17,8 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
 
 from albert_zh.inference import Classifier, softmax
 
@@ -45,23 +41,6 @@ class ServeConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_wait_ms < 0:
             raise ValueError("--max-wait-ms must not be negative")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TextsRequest(_Strict):
-    texts: list[str] = Field(min_length=1)
-
-
-class PairsRequest(_Strict):
-    pairs: list[tuple[str, str]] = Field(min_length=1)
-
-
-class ClassifyRequest(_Strict):
-    texts: list[str] | None = None
-    pairs: list[tuple[str, str]] | None = None
 
 
 class MicroBatcher:
@@ -158,7 +137,24 @@ async def _send_json(send, status: int, body: dict):
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(classifier: Classifier, config: ServeConfig) -> FastAPI:
+def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noqa: F821
+    # imported here, not at the top: the CLI reads ServeConfig's defaults without the deploy extra
+    from fastapi import FastAPI, HTTPException
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class TextsRequest(Strict):
+        texts: list[str] = Field(min_length=1)
+
+    class PairsRequest(Strict):
+        pairs: list[tuple[str, str]] = Field(min_length=1)
+
+    class ClassifyRequest(Strict):
+        texts: list[str] | None = None
+        pairs: list[tuple[str, str]] | None = None
+
     batcher = MicroBatcher(classifier, config.max_batch, config.max_wait_ms)
 
     @asynccontextmanager
