@@ -18,7 +18,7 @@ from test_prepare import write_built_corpus
 from albert_zh import pretrain as pretrain_module
 from albert_zh.cli import main
 from albert_zh.data import PretrainingDataset
-from albert_zh.model import AlbertConfig, AlbertForPreTraining
+from albert_zh.model import AlbertConfig, AlbertForPreTraining, PreTrainingOutput
 from albert_zh.optim import Lamb, parameter_groups
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, Processes, list_checkpoints, pretrain, train_step
@@ -245,3 +245,29 @@ def test_compiled_training_computes_the_same_steps(setup, tmp_path):
     state = torch.load(list_checkpoints(compiled)[-1], weights_only=True)
     assert not any(name.startswith("_orig_mod") for name in state["model"])
     AlbertForPreTraining.from_pretrained(compiled / "model")
+
+
+class CopyingModel(torch.nn.Module):
+    """Predicts, at each masked position, the token it was given there: reads no context."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.config = AlbertConfig(**SMALL_MODEL)
+        self.vocab_size = vocab_size
+
+    def forward(self, input_ids, attention_mask, token_type_ids, masked_positions):
+        given = input_ids.gather(1, masked_positions)
+        mlm_logits = torch.nn.functional.one_hot(given, self.vocab_size).float()
+        return PreTrainingOutput(None, mlm_logits, torch.zeros(len(input_ids), 2), None, None)
+
+
+def test_evaluation_separates_copying_from_reading_context(setup):
+    dataset = PretrainingDataset(setup / "data")
+    procs = Processes(rank=0, world=1, device=torch.device("cpu"))
+    result = pretrain_module.evaluate(CopyingModel(SMALL_MODEL["vocab_size"]), dataset, 16, procs)
+    # about a tenth of the masked positions keep their token: copying scores there and nowhere else
+    assert 0.03 < result["mlm_accuracy"] < 0.2
+    assert result["mlm_context_accuracy"] == 0
+    assert result["mlm_context_most_frequent_accuracy"] > 0
+    # the no-context baseline is copying plus the best single guess elsewhere: never below copying alone
+    assert result["mlm_copy_or_most_frequent_accuracy"] > result["mlm_accuracy"]

@@ -215,7 +215,10 @@ def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.opti
     return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6)
 
 
-STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences")
+# "changed": masked positions whose input is not the label ([MASK] or a random token). The other
+# tenth keeps its token, which a model can copy, so only accuracy on changed positions shows context use.
+STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences", "changed_correct",
+         "changed")
 
 
 def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tensor:
@@ -230,10 +233,12 @@ def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tenso
     sop_sum = F.cross_entropy(sop_logits, sop, reduction="sum")
     with torch.no_grad():
         counted = flat != -100
-        mlm_correct = (mlm_logits.argmax(-1)[counted] == flat[counted]).sum()
+        correct = (mlm_logits.argmax(-1) == flat) & counted
+        changed = counted & (batch["input_ids"].gather(1, batch["masked_positions"]).flatten() != flat)
         sop_correct = (sop_logits.argmax(-1) == sop).sum()
-    return torch.stack([mlm_sum, sop_sum, mlm_correct.float(), sop_correct.float(),
-                        counted.sum().float(), torch.tensor(float(len(sop)), device=sop.device)])
+    return torch.stack([mlm_sum, sop_sum, correct.sum().float(), sop_correct.float(), counted.sum().float(),
+                        torch.tensor(float(len(sop)), device=sop.device), (correct & changed).sum().float(),
+                        changed.sum().float()])
 
 
 def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, autocast=contextlib.nullcontext(),
@@ -270,35 +275,45 @@ def metrics_from_sums(sums: list[float]) -> dict[str, float]:
     masked, sequences = max(s["masked"], 1), max(s["sequences"], 1)
     mlm_loss, sop_loss = s["mlm_loss_sum"] / masked, s["sop_loss_sum"] / sequences
     return {"loss": mlm_loss + sop_loss, "mlm_loss": mlm_loss, "sop_loss": sop_loss,
-            "mlm_accuracy": s["mlm_correct"] / masked, "sop_accuracy": s["sop_correct"] / sequences}
+            "mlm_accuracy": s["mlm_correct"] / masked, "sop_accuracy": s["sop_correct"] / sequences,
+            "mlm_context_accuracy": s["changed_correct"] / max(s["changed"], 1)}
 
 
 @torch.no_grad()
 def evaluate(model: AlbertForPreTraining, dataset: PretrainingDataset, batch_size: int, procs: Processes,
              autocast=contextlib.nullcontext()) -> dict[str, float]:
     """MLM/SOP accuracy and loss on every instance of `dataset` (each rank takes a contiguous part),
-    with the trivial baselines: always guessing the most frequent masked token, or the majority
-    SOP label, of this same data."""
+    with the trivial baselines of this same data: always guessing the most frequent masked token;
+    copying the input where it was kept and guessing the most frequent token elsewhere (what a
+    model that reads no context scores); the majority SOP label."""
     was_training = model.training
     model.eval()
     dataset.set_epoch(0)
     totals = torch.zeros(len(STATS), dtype=torch.float64, device=procs.device)
     label_counts = torch.zeros(model.config.vocab_size, dtype=torch.float64, device=procs.device)
+    changed_label_counts = torch.zeros_like(label_counts)
     swapped = torch.zeros((), dtype=torch.float64, device=procs.device)
     part = np.array_split(np.arange(len(dataset)), procs.world)[procs.rank]
     for start in range(0, len(part), batch_size):
         batch = dataset.collate([dataset[int(i)] for i in part[start:start + batch_size]])
         batch = {k: v.to(procs.device) for k, v in batch.items()}
         totals += forward_sums(model, batch, autocast).double()
-        labels = batch["masked_labels"][batch["masked_labels"] != -100]
-        label_counts += torch.bincount(labels, minlength=model.config.vocab_size).double()
+        labels = batch["masked_labels"]
+        changed = batch["input_ids"].gather(1, batch["masked_positions"]) != labels
+        label_counts += torch.bincount(labels[labels != -100], minlength=model.config.vocab_size).double()
+        changed_label_counts += torch.bincount(labels[(labels != -100) & changed],
+                                               minlength=model.config.vocab_size).double()
         swapped += batch["sentence_order_label"].sum()
     model.train(was_training)
     sums = procs.sum(totals).tolist()
     label_counts, swapped = procs.sum(label_counts), float(procs.sum(swapped))
+    context_guess = float(procs.sum(changed_label_counts).max())
     masked, sequences = max(sums[STATS.index("masked")], 1), max(sums[STATS.index("sequences")], 1)
+    changed = sums[STATS.index("changed")]
     return {**metrics_from_sums(sums), "instances": int(sequences), "masked_tokens": int(masked),
             "mlm_most_frequent_token_accuracy": float(label_counts.max()) / masked,
+            "mlm_copy_or_most_frequent_accuracy": (masked - changed + context_guess) / masked,
+            "mlm_context_most_frequent_accuracy": context_guess / max(changed, 1),
             "sop_majority_accuracy": max(swapped, sequences - swapped) / sequences}
 
 
@@ -479,8 +494,10 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
         result = evaluate(model, eval_set, config.batch_size, procs, autocast)
         if procs.main:
             metrics.write({"split": "eval", "step": step, **result})
-            log.info("step %d eval: MLM accuracy %.4f, SOP accuracy %.4f, MLM loss %.4f, SOP loss %.4f",
-                     step, result["mlm_accuracy"], result["sop_accuracy"], result["mlm_loss"], result["sop_loss"])
+            log.info("step %d eval: MLM accuracy %.4f (where the input was changed %.4f, most frequent token "
+                     "there %.4f), SOP accuracy %.4f, MLM loss %.4f, SOP loss %.4f", step, result["mlm_accuracy"],
+                     result["mlm_context_accuracy"], result["mlm_context_most_frequent_accuracy"],
+                     result["sop_accuracy"], result["mlm_loss"], result["sop_loss"])
 
     global_batch = config.batch_size * config.grad_accum * procs.world
     budget = config.max_minutes * 60 if config.max_minutes else math.inf
