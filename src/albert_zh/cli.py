@@ -220,7 +220,8 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                    help=f"write a checkpoint every N steps (default: {d.save_every})")
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
                    help=f"newest checkpoints kept (default: {d.keep_checkpoints})")
-    p.add_argument("--eval-data", help="held-out folder written by prepare-data: MLM and SOP accuracy and loss")
+    p.add_argument("--eval-data", help="held-out folder written by prepare-data: MLM and SOP accuracy and loss, "
+                        "and MLM accuracy where the input was changed (what only context can tell)")
     p.add_argument("--eval-every", type=int, default=d.eval_every,
                    help=f"evaluate every N steps, and at the end (default: {d.eval_every})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"weights, data order and masking (default: {d.seed})")
