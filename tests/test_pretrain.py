@@ -250,21 +250,20 @@ def test_compiled_training_computes_the_same_steps(setup, tmp_path):
 class CopyingModel(torch.nn.Module):
     """Predicts, at each masked position, the token it was given there: reads no context."""
 
-    def __init__(self, vocab_size: int):
+    def __init__(self):
         super().__init__()
         self.config = AlbertConfig(**SMALL_MODEL)
-        self.vocab_size = vocab_size
 
     def forward(self, input_ids, attention_mask, token_type_ids, masked_positions):
         given = input_ids.gather(1, masked_positions)
-        mlm_logits = torch.nn.functional.one_hot(given, self.vocab_size).float()
+        mlm_logits = torch.nn.functional.one_hot(given, self.config.vocab_size).float()
         return PreTrainingOutput(None, mlm_logits, torch.zeros(len(input_ids), 2), None, None)
 
 
 def test_evaluation_separates_copying_from_reading_context(setup):
     dataset = PretrainingDataset(setup / "data")
     procs = Processes(rank=0, world=1, device=torch.device("cpu"))
-    result = pretrain_module.evaluate(CopyingModel(SMALL_MODEL["vocab_size"]), dataset, 16, procs)
+    result = pretrain_module.evaluate(CopyingModel(), dataset, 16, procs)
     # about a tenth of the masked positions keep their token: copying scores there and nowhere else
     assert 0.03 < result["mlm_accuracy"] < 0.2
     assert result["mlm_context_accuracy"] == 0

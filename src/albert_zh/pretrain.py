@@ -215,10 +215,15 @@ def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.opti
     return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6)
 
 
-# "changed": masked positions whose input is not the label ([MASK] or a random token). The other
-# tenth keeps its token, which a model can copy, so only accuracy on changed positions shows context use.
 STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences", "changed_correct",
          "changed")
+
+
+def changed_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, P): masked positions whose input is not the label ([MASK] or a random token). The other
+    tenth keeps its token, which a model can copy: only accuracy here shows that context is used."""
+    labels = batch["masked_labels"]
+    return (labels != -100) & (batch["input_ids"].gather(1, batch["masked_positions"]) != labels)
 
 
 def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tensor:
@@ -234,7 +239,7 @@ def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tenso
     with torch.no_grad():
         counted = flat != -100
         correct = (mlm_logits.argmax(-1) == flat) & counted
-        changed = counted & (batch["input_ids"].gather(1, batch["masked_positions"]).flatten() != flat)
+        changed = changed_positions(batch).flatten()
         sop_correct = (sop_logits.argmax(-1) == sop).sum()
     return torch.stack([mlm_sum, sop_sum, correct.sum().float(), sop_correct.float(), counted.sum().float(),
                         torch.tensor(float(len(sop)), device=sop.device), (correct & changed).sum().float(),
@@ -299,9 +304,8 @@ def evaluate(model: AlbertForPreTraining, dataset: PretrainingDataset, batch_siz
         batch = {k: v.to(procs.device) for k, v in batch.items()}
         totals += forward_sums(model, batch, autocast).double()
         labels = batch["masked_labels"]
-        changed = batch["input_ids"].gather(1, batch["masked_positions"]) != labels
         label_counts += torch.bincount(labels[labels != -100], minlength=model.config.vocab_size).double()
-        changed_label_counts += torch.bincount(labels[(labels != -100) & changed],
+        changed_label_counts += torch.bincount(labels[changed_positions(batch)],
                                                minlength=model.config.vocab_size).double()
         swapped += batch["sentence_order_label"].sum()
     model.train(was_training)
