@@ -71,8 +71,9 @@ def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetu
     train = [r for r in records if r["split"] == "train"]
     final_eval = [r for r in records if r["split"] == "eval"][-1]
     print(f"loss {train[0]['loss']:.2f} at step 1 -> {train[-1]['loss']:.2f} at step {train[-1]['step']}; "
-          f"MLM accuracy {final_eval['mlm_accuracy']:.1%} (most frequent token "
-          f"{final_eval['mlm_most_frequent_token_accuracy']:.1%}), SOP accuracy {final_eval['sop_accuracy']:.1%} "
+          f"MLM accuracy {final_eval['mlm_accuracy']:.1%} (reading no context, copying the kept tokens and "
+          f"guessing the most frequent one: {final_eval['mlm_copy_or_most_frequent_accuracy']:.1%}), "
+          f"SOP accuracy {final_eval['sop_accuracy']:.1%} "
           "(measured on the training sample itself: it has no held-out part)")
     print(f"checkpoints in {out / 'pretrain' / 'checkpoints'}, the model in {model_dir}")
 
