@@ -228,7 +228,7 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its newest complete checkpoint")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model for training, after a compilation of about a minute: with "
-                        "--precision bf16 1.4x faster steps on a 2-core CPU, in fp32 1.1x (benchmarks/bench_pretrain.py)")
+                        "--precision bf16 1.4x faster steps on a 2-core CPU, in fp32 about 1x (benchmarks/bench_pretrain.py)")
     p.epilog = ("Several processes: the same command under torchrun (--nproc_per_node N; add --nnodes, "
                 "--node_rank and --rdzv_endpoint for several machines); nccl on GPUs, gloo on CPU. "
                 "TensorBoard scalars are written when the tensorboard package is installed.")
