@@ -12,6 +12,7 @@ from albert_zh.model import (
     AlbertConfig,
     AlbertForPreTraining,
     AlbertForSequenceClassification,
+    AlbertForTokenClassification,
     AlbertModel,
     closed_form_parameter_count,
 )
@@ -167,6 +168,49 @@ def test_classifier_matches_hf_and_loads_from_pretraining_checkpoint(tmp_path):
     assert model.classifier.out_features == 5
     encoder = AlbertModel.from_pretrained(tmp_path / "pre")
     assert encoder.num_parameters() == closed_form_parameter_count(config)["model"]
+
+
+def test_token_classifier_matches_hf_both_ways(tmp_path):
+    config = small_config(num_labels=7)
+    torch.manual_seed(3)
+    hf = transformers.AlbertForTokenClassification(hf_config(config)).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    ours = AlbertForTokenClassification.from_pretrained(tmp_path / "hf").eval()
+    ours.save_pretrained(tmp_path / "ours")
+    back = transformers.AlbertForTokenClassification.from_pretrained(tmp_path / "ours").eval()
+    ids, mask, types = inputs()
+    labels = torch.randint(0, 7, ids.shape, generator=torch.Generator().manual_seed(4))
+    labels[:, 0] = -100
+    labels[mask == 0] = -100
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        out = ours(ids, mask, types, labels=labels)
+        again = back(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    real = mask.bool()
+    assert out.logits.shape == (3, 12, 7)
+    torch.testing.assert_close(out.logits[real], ref.logits[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(again.logits[real], ref.logits[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)
+
+
+def test_token_classifier_with_crf_starts_from_a_pretraining_checkpoint(tmp_path):
+    config = small_config()
+    AlbertForPreTraining(config).save_pretrained(tmp_path / "pre")
+    model = AlbertForTokenClassification.from_pretrained(tmp_path / "pre", num_labels=5, use_crf=True).eval()
+    assert model.crf.transitions.shape == (5, 5)
+    ids, mask, types = inputs()
+    labels = torch.randint(0, 5, ids.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = model(ids, mask, types, labels=labels)
+        tags = model.decode(out.logits, ids, mask)
+    assert out.loss > 0  # minus a log-probability
+    assert tags.shape == ids.shape
+    # no transition scores yet: the CRF's best path is the argmax of the scores over the pieces
+    assert torch.equal(tags[0, 1:-1], out.logits[0, 1:-1].argmax(-1))
+    model.save_pretrained(tmp_path / "crf")
+    again = AlbertForTokenClassification.from_pretrained(tmp_path / "crf").eval()
+    assert again.config.use_crf
+    torch.testing.assert_close(again(ids, mask, types).logits, out.logits)
 
 
 @pytest.mark.parametrize("layout,ln", [("brightmart", "postln"), ("brightmart", "preln"), ("google", "preln")])

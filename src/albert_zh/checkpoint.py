@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 VOCAB_NAME = "vocab.txt"
-HEAD_PREFIXES = ("predictions.", "sop_classifier.", "classifier.")
+HEAD_PREFIXES = ("predictions.", "sop_classifier.", "classifier.", "crf.")
+# A checkpoint may carry weights a model does not use: heads, and the pooler (token classifiers have none).
+UNUSED_PREFIXES = (*HEAD_PREFIXES, "albert.pooler.")
 # Keys HF writes that are derived from others: buffers, and the decoder tied to the word embeddings.
 DERIVED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids", "predictions.decoder.weight", "predictions.decoder.bias")
 
@@ -91,7 +93,7 @@ def load_into(model: torch.nn.Module, path: str | Path):
     missing = [k for k in params if k not in found]
     unexpected = [k for k in found if k not in params]
     bad_missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
-    bad_unexpected = [k for k in unexpected if not k.startswith(HEAD_PREFIXES)]
+    bad_unexpected = [k for k in unexpected if not k.startswith(UNUSED_PREFIXES)]
     mismatched = [f"{k}: checkpoint {tuple(found[k].shape)}, model {tuple(p.shape)}"
                   for k, p in params.items() if k in found and found[k].shape != p.shape]
     problems = []

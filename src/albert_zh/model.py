@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from albert_zh import checkpoint
+from albert_zh.crf import CRF
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class AlbertConfig:
     num_labels: int = 2
     pad_token_id: int = 0
     id2label: dict[int, str] | None = None  # a fine-tuned classifier's class names (config.json keys are strings)
+    use_crf: bool = False  # token classification: a CRF over the tag scores instead of independent softmaxes
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -313,7 +315,7 @@ class AlbertTransformer(nn.Module):
 
 class AlbertOutput(NamedTuple):
     sequence_output: torch.Tensor  # (B, T, H)
-    pooled_output: torch.Tensor  # (B, H): tanh(dense(first token))
+    pooled_output: torch.Tensor | None  # (B, H): tanh(dense(first token)); None without a pooler
 
 
 class PreTrainingOutput(NamedTuple):
@@ -382,11 +384,12 @@ class AlbertPreTrainedModel(nn.Module):
 class AlbertModel(AlbertPreTrainedModel):
     base_model_prefix = ""
 
-    def __init__(self, config: AlbertConfig):
+    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         self.embeddings = AlbertEmbeddings(config)
         self.encoder = AlbertTransformer(config)
-        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        # token classifiers have no pooler, as in transformers, so their checkpoints load there as they are
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> AlbertOutput:
@@ -402,7 +405,7 @@ class AlbertModel(AlbertPreTrainedModel):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True where keys may be attended
         x = self.embeddings(input_ids, token_type_ids)
         x = self.encoder(x, mask)
-        return AlbertOutput(x, torch.tanh(self.pooler(x[:, 0])))
+        return AlbertOutput(x, torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None)
 
 
 class AlbertMLMHead(nn.Module):
@@ -492,6 +495,57 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
         logits = self.classifier(self.dropout(pooled_output))
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return ClassifierOutput(loss, logits)
+
+
+class TokenClassifierOutput(NamedTuple):
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, T, num_labels)
+
+
+class AlbertForTokenClassification(AlbertPreTrainedModel):
+    """A tag per token from the sequence output (named entities), with an optional CRF on top.
+
+    Positions labelled -100 ([CLS], [SEP], padding) are left out of the loss. With `use_crf` the
+    CRF runs over the word pieces between [CLS] and [SEP] of each (right-padded) row.
+    """
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.crf = CRF(config.num_labels) if config.use_crf else None
+        self.init_weights(self.classifier)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> TokenClassifierOutput:
+        sequence_output = self.albert(input_ids, attention_mask, token_type_ids).sequence_output
+        logits = self.classifier(self.dropout(sequence_output))
+        loss = None
+        if labels is not None and self.crf is not None:
+            pieces = self.piece_mask(input_ids, attention_mask)
+            tags = labels[:, 1:-1].clamp(min=0)  # -100 only outside the pieces, where the mask hides it
+            loss = -self.crf.log_likelihood(logits[:, 1:-1], tags, pieces).mean()
+        elif labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+        return TokenClassifierOutput(loss, logits)
+
+    @staticmethod
+    def piece_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T-2) bool: True at positions 1..n-2 of a row of n real tokens ([CLS] pieces [SEP]).
+        Position 1 is always in, so an empty row still has a path (its one tag is ignored)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        mask = attention_mask[:, 2:].bool()
+        mask[:, 0] = True
+        return mask
+
+    def decode(self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The tag id of every position (B, T): argmax, or the CRF's best path over the pieces."""
+        if self.crf is None:
+            return logits.argmax(-1)
+        tags = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+        tags[:, 1:-1] = self.crf.decode(logits[:, 1:-1], self.piece_mask(input_ids, attention_mask))
+        return tags
 
 
 def closed_form_parameter_count(config: AlbertConfig) -> dict[str, int]:
