@@ -5,7 +5,17 @@ import logging
 
 import pytest
 
-from albert_zh.tasks import TASKS, TNEWS_LABELS, custom_task, get_task, label_set, read_examples, task_files
+from albert_zh.tasks import (
+    TASKS,
+    TNEWS_LABELS,
+    Entity,
+    custom_task,
+    get_task,
+    label_set,
+    ner_task,
+    read_examples,
+    task_files,
+)
 
 
 def write_jsonl(path, rows):
@@ -87,7 +97,7 @@ def test_submission_names():
     assert names == {"afqmc": "afqmc_predict.json", "tnews": "tnews11_predict.json",
                      "iflytek": "iflytek_predict.json", "cmnli": "cmnli_predict.json",
                      "ocnli": "ocnli_50k_predict.json", "cluewsc2020": "cluewsc11_predict.json",
-                     "csl": "csl_predict.json"}
+                     "csl": "csl_predict.json", "cluener": "cluener_predict.json"}
 
 
 def test_bad_rows_are_counted_with_file_and_line(tmp_path):
@@ -167,3 +177,62 @@ def test_task_folder_without_dev(tmp_path):
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         get_task("glue")
+
+
+# ---- named entities -----------------------------------------------------------------------
+
+CLUENER_ROW = {"text": "浙商银行的叶老桂说", "label": {"name": {"叶老桂": [[5, 7]]}, "company": {"浙商银行": [[0, 3]]}}}
+
+
+def test_cluener_reads_inclusive_ends_as_exclusive_spans(tmp_path):
+    test_row = {"id": 7, "text": "北京欢迎你"}
+    result = read_examples(get_task("cluener"), write_jsonl(tmp_path / "train.json", [CLUENER_ROW]))
+    (e,) = result.examples
+    assert e.entities == (Entity(0, 4, "company"), Entity(5, 8, "name"))
+    assert [e.text_a[s.start:s.end] for s in e.entities] == ["浙商银行", "叶老桂"]
+    (t,) = read_examples(get_task("cluener"), write_jsonl(tmp_path / "test.json", [test_row]), labelled=False).examples
+    assert (t.id, t.entities) == (7, None)
+
+
+def test_conll_reads_bio_and_bioes_sentences(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("张\tB-PER\n三\tI-PER\n在\tO\n北\tB-LOC\n京\tI-LOC\n\n\n上\tS-LOC\n海\tO\n人\tB-ORG\n民\tI-ORG\n"
+                    "社\tE-ORG\n", encoding="utf-8")
+    first, second = read_examples(get_task("msra_ner"), path).examples
+    assert (first.text_a, first.entities) == ("张三在北京", (Entity(0, 2, "PER"), Entity(3, 5, "LOC")))
+    assert (second.text_a, second.where) == ("上海人民社", f"{path}:8")
+    assert second.entities == (Entity(0, 1, "LOC"), Entity(2, 5, "ORG"))
+
+
+def test_spans_format_and_types_learnt_from_training(tmp_path):
+    spec = ner_task("spans")
+    rows = [{"text": "我爱北京", "entities": [{"start": 2, "end": 4, "type": "地点", "text": "北京"}]},
+            {"text": "小明来了", "entities": [{"start": 0, "end": 2, "type": "人名"}]}]
+    result = read_examples(spec, write_jsonl(tmp_path / "train.jsonl", rows))
+    assert [e.entities for e in result.examples] == [(Entity(2, 4, "地点"),), (Entity(0, 2, "人名"),)]
+    assert label_set(spec, result) == ("人名", "地点")
+    with pytest.raises(ValueError, match="conll or spans"):
+        ner_task("bio")
+
+
+def test_bad_entity_rows_are_listed_with_file_and_line(tmp_path):
+    conll = tmp_path / "train.txt"
+    conll.write_text("张\tB-PER\n三\tI-PER\n\n李\tO\n四\tI-PER\n\n王\tB-XYZ\n\n赵\tB-PER\n钱 B-PER\n\n"
+                     "孙\tQ-PER\n\n周\tB-LOC\n", encoding="utf-8")
+    result = read_examples(get_task("msra_ner"), conll)
+    assert [(b.line, b.reason.split(":")[0]) for b in result.bad_rows] == [
+        (5, "I-PER without its B-PER"), (7, "unknown type"), (10, "no tab between token and tag"),
+        (12, "unknown tag")]
+    assert [e.text_a for e in result.examples] == ["张三", "周"]
+    with pytest.raises(ValueError, match=f"{conll}:5: I-PER without its B-PER"):
+        read_examples(get_task("msra_ner"), conll, strict=True)
+
+    rows = [CLUENER_ROW,
+            {"text": "北京", "label": {"place": {"北京": [[0, 1]]}}},
+            {"text": "北京", "label": {"address": {"北京": [[0, 5]]}}},
+            {"text": "北京", "label": {"address": {"南京": [[0, 1]]}}},
+            {"text": "北京市", "label": {"address": {"北京市": [[0, 2]], "北京": [[0, 1]]}}}]
+    result = read_examples(get_task("cluener"), write_jsonl(tmp_path / "c.json", rows))
+    assert [(b.line, b.reason.split(":")[0]) for b in result.bad_rows] == [
+        (2, "unknown type"), (3, "span outside the text"), (4, "span does not match its entity text"),
+        (5, "overlapping spans")]

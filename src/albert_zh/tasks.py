@@ -5,6 +5,12 @@ found, the label set, the file names of its train/dev/test splits and the name C
 submission file. One reader serves all of them; it yields `Example`s and records every row it
 cannot use as a `BadRow` (file, line, why), so a run reports bad rows instead of crashing on them,
 and `strict=True` turns the first one into an error.
+
+Named-entity tasks (kind "ner") have entity types for labels, and each `Example` carries its
+entities as character spans [start, end) of the text, whatever the file's own convention:
+  cluener  the official JSON lines, `{"text", "label": {type: {entity: [[start, end]]}}}`, end inclusive;
+  conll    `char<TAB>tag` a line, a blank line between sentences, tags BIO or BIOES (msra_ner);
+  spans    JSON lines `{"text", "entities": [{"start", "end", "type"}]}`, end exclusive.
 """
 
 from __future__ import annotations
@@ -15,10 +21,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")
+CLUENER_TYPES = ("address", "book", "company", "game", "government", "movie", "name", "organization", "position",
+                 "scene")
+MSRA_TYPES = ("LOC", "ORG", "PER")
+NER_FORMATS = ("conll", "spans")  # the formats of a user's own entity files (task "ner")
 # TNEWS codes 100..116; 105 and 111 are not used by the dataset.
 TNEWS_LABELS = tuple(str(c) for c in range(100, 117) if c not in (105, 111))
 
@@ -38,6 +49,12 @@ class TaskSpec:
     submission: str | None = None  # CLUE 1.1 submission file name
     id_field: str | None = None  # the test files' example id
     skip_labels: tuple[str, ...] = ()  # labels meaning "annotators disagreed": such rows are dropped quietly
+    kind: str = "classification"  # | "ner": labels are entity types, examples carry entity spans
+
+    @property
+    def metric(self) -> str:
+        """The dev score that picks the best epoch and learning rate."""
+        return "f1" if self.kind == "ner" else "accuracy"
 
 
 def _clue(name, text_a, text_b, labels, submission, **kw) -> TaskSpec:
@@ -62,8 +79,18 @@ TASKS: dict[str, TaskSpec] = {
     # CSL: the keywords joined by spaces against the abstract
     "csl": _clue("csl", "keyword", "abst", ("0", "1"), "csl_predict.json"),
     "xnli": _clue("xnli", "premise", "hypo", NLI_LABELS, None, skip_labels=("-",)),
+    # named entities
+    "cluener": _clue("cluener", "text", None, CLUENER_TYPES, "cluener_predict.json", kind="ner"),
+    "msra_ner": TaskSpec("msra_ner", "conll", 0, None, 1, MSRA_TYPES, files=("train.txt", "dev.txt", "test.txt"),
+                         kind="ner"),
 }
-TASK_NAMES = (*TASKS, "custom")
+TASK_NAMES = (*TASKS, "custom", "ner")
+
+
+class Entity(NamedTuple):
+    start: int
+    end: int  # exclusive
+    type: str
 
 
 @dataclass
@@ -73,6 +100,7 @@ class Example:
     label: str | None  # None in unlabelled (test) files
     id: str | int  # the file's own id, else the line number
     where: str  # "file:line", for messages
+    entities: tuple[Entity, ...] | None = None  # ner: sorted, not overlapping; None when unlabelled
 
 
 @dataclass
@@ -113,6 +141,15 @@ def custom_task(fmt: str, text_a: str, text_b: str | None, label: str, header: b
                     header=header and fmt != "jsonl")
 
 
+def ner_task(fmt: str) -> TaskSpec:
+    """A user's own entity files: conll (token<TAB>tag, BIO or BIOES) or spans (JSON lines)."""
+    if fmt not in NER_FORMATS:
+        raise ValueError(f"ner format must be conll or spans, got {fmt!r}")
+    if fmt == "conll":
+        return TaskSpec("ner", "conll", 0, None, 1, None, files=("train.txt", "dev.txt", "test.txt"), kind="ner")
+    return TaskSpec("ner", "spans", "text", None, "entities", None, id_field="id", kind="ner")
+
+
 def get_task(name: str) -> TaskSpec:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
@@ -132,10 +169,11 @@ def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True
         raise FileNotFoundError(f"{spec.name} file not found: {path}")
     known = set(labels or spec.labels or ())
     result = ReadResult([])
-    for line_no, row, problem in _rows(spec, path):
+    for line_no, row, problem in _rows(spec, path, labelled, known):
         where = f"{path}:{line_no}"
         if problem is None:
-            problem, example = _example(spec, row, line_no, where, labelled, known)
+            make = _entity_example if spec.kind == "ner" else _example
+            problem, example = make(spec, row, line_no, where, labelled, known)
             if example is not None and example.label in spec.skip_labels:
                 result.skipped += 1
                 continue
@@ -146,31 +184,41 @@ def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True
             result.bad_rows.append(bad)
             continue
         result.examples.append(example)
-    if labelled is False and any(e.label is not None for e in result.examples):
+    if labelled is False and any(e.label is not None or e.entities for e in result.examples):
         log.warning("%s: test file has labels; they are ignored for prediction", path)
     if result.bad_rows:
         log.warning("%s: %s", path, result.summary())
     return result
 
 
-def _rows(spec: TaskSpec, path: Path):
-    """Yield (line number, row, problem): a row is a dict (jsonl, headed tables) or a list."""
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
+def _lines(path: Path):
+    """Yield (line number, text or None, problem) for each line of a UTF-8 file."""
+    lines = path.read_bytes().split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    columns = None
     for i, line_bytes in enumerate(lines, start=1):
         try:
             line = line_bytes.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as e:
             yield i, None, f"invalid UTF-8: byte {e.start}"
             continue
-        if i == 1:
-            line = line.removeprefix("\ufeff")
+        yield i, line.removeprefix("\ufeff") if i == 1 else line, None
+
+
+def _rows(spec: TaskSpec, path: Path, labelled: bool | None, known: set[str]):
+    """Yield (line number, row, problem): a row is a dict (jsonl, headed tables) or a list;
+    for conll files, a sentence's (text, entities)."""
+    if spec.format == "conll":
+        yield from _conll_sentences(path, labelled, known)
+        return
+    columns = None
+    for i, line, problem in _lines(path):
+        if problem is not None:
+            yield i, None, problem
+            continue
         if not line.strip():
             continue
-        if spec.format == "jsonl":
+        if spec.format in ("jsonl", "spans"):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
@@ -193,6 +241,133 @@ def _rows(spec: TaskSpec, path: Path):
             yield i, dict(zip(columns, cells)), None
         else:
             yield i, cells, None
+
+
+def _conll_sentences(path: Path, labelled: bool | None, known: set[str]):
+    """Sentences of `token<TAB>tag` lines between blank lines, as (line, (text, entities), problem)."""
+    block = []
+    for i, line, problem in [*_lines(path), (0, "", None)]:  # a blank line closes the last sentence
+        if problem is None and not line.strip():
+            if block:
+                yield _conll_sentence(block, labelled, known)
+            block = []
+        else:
+            block.append((i, line, problem))
+
+
+def _conll_sentence(block: list, labelled: bool | None, known: set[str]):
+    """One sentence; a problem is reported at the line that has it. The tokens are joined without
+    separators (Chinese characters); an unlabelled file may give the tokens alone."""
+    for i, _, problem in block:
+        if problem:
+            return i, None, problem
+    cells = [line.split("\t", 1) for _, line, _ in block]
+    if labelled is False and all(len(c) == 1 for c in cells):
+        return block[0][0], ("".join(c[0] for c in cells), None), None
+    for (i, _, _), c in zip(block, cells):
+        if len(c) == 1:
+            return i, None, "no tab between token and tag"
+    problem, entities = _entities_from_tags([tag.strip() for _, tag in cells], known)
+    if problem:
+        index, why = problem
+        return block[index][0], None, why
+    return block[0][0], ("".join(token for token, _ in cells), entities), None
+
+
+def _entity_example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | None, known: set[str]):
+    """(problem, example) for one row of an entity file."""
+    if spec.format == "conll":
+        text, entities = row
+        return None, Example(text, None, None, line_no, where, entities)
+    text = row.get(spec.text_a)
+    if not isinstance(text, str) or not text.strip():
+        return f"empty text: {spec.text_a}", None
+    row_id = row.get(spec.id_field, line_no) if spec.id_field else line_no
+    spans = row.get(spec.label)
+    if spans is None:
+        if labelled:
+            return f"missing label: {spec.label}", None
+        return None, Example(text, None, None, row_id, where)
+    problem, entities = (_cluener_entities if spec.format == "jsonl" else _span_entities)(text, spans, known)
+    if problem is None:
+        entities = tuple(sorted(set(entities)))
+        problem = next((f"overlapping spans: {a.type} [{a.start}, {a.end}) and {b.type} [{b.start}, {b.end})"
+                        for a, b in zip(entities, entities[1:]) if b.start < a.end), None)
+    if problem is not None:
+        return problem, None
+    return None, Example(text, None, None, row_id, where, entities)
+
+
+def _check_span(text: str, start, end, entity_type, known: set[str], entity_text=None) -> str | None:
+    """Why the span [start, end) of `text` cannot be an entity, or None."""
+    if known and entity_type not in known:
+        return f"unknown type: {entity_type!r} (known: {', '.join(sorted(known))})"
+    if not isinstance(entity_type, str) or not (isinstance(start, int) and isinstance(end, int)):
+        return f"bad entity: {[start, end, entity_type]!r}"
+    if not 0 <= start < end <= len(text):
+        return f"span outside the text: [{start}, {end}) in a text of {len(text)} characters"
+    if entity_text is not None and text[start:end] != entity_text:
+        return f"span does not match its entity text: [{start}, {end}) is {text[start:end]!r}, not {entity_text!r}"
+    return None
+
+
+def _cluener_entities(text: str, label, known: set[str]):
+    if not isinstance(label, dict):
+        return "bad label: not an object of types", None
+    entities = []
+    for entity_type, found in label.items():
+        if not isinstance(found, dict):
+            return f"bad label: {entity_type!r} is not an object of entities", None
+        for entity_text, spans in found.items():
+            for span in spans if isinstance(spans, list) else [spans]:
+                if not (isinstance(span, list) and len(span) == 2):
+                    return f"bad span: {span!r}", None
+                start, last = span  # CLUENER's end is inclusive
+                end = last + 1 if isinstance(last, int) else last
+                problem = _check_span(text, start, end, entity_type, known, entity_text)
+                if problem:
+                    return problem, None
+                entities.append(Entity(start, end, entity_type))
+    return None, entities
+
+
+def _span_entities(text: str, spans, known: set[str]):
+    if not isinstance(spans, list):
+        return "bad entities: not a list", None
+    entities = []
+    for span in spans:
+        if not isinstance(span, dict):
+            return f"bad entity: {span!r}", None
+        problem = _check_span(text, span.get("start"), span.get("end"), span.get("type"), known, span.get("text"))
+        if problem:
+            return problem, None
+        entities.append(Entity(span["start"], span["end"], span["type"]))
+    return None, entities
+
+
+def _entities_from_tags(tags: list[str], known: set[str]):
+    """BIO or BIOES tags, one a character -> (None, entities), or ((index of the bad tag, why), None).
+    Strict: I-/E- must continue an entity of their type (opened by B-)."""
+    entities, open_start, open_type = [], None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, entity_type = tag.partition("-")
+        if tag != "O" and (prefix not in ("B", "I", "E", "S") or not entity_type):
+            return (i, f"unknown tag: {tag!r}"), None
+        if entity_type and known and entity_type not in known:
+            return (i, f"unknown type: {entity_type!r} in tag {tag!r} (known: {', '.join(sorted(known))})"), None
+        if prefix in ("I", "E"):
+            if open_type != entity_type:
+                return (i, f"{tag} without its B-{entity_type}"), None
+            if prefix == "E":
+                entities.append(Entity(open_start, i + 1, entity_type))
+                open_start = open_type = None
+            continue
+        if open_type is not None:  # B, S or O after an entity closes it
+            entities.append(Entity(open_start, i, open_type))
+        open_start, open_type = (i, entity_type) if prefix == "B" else (None, None)
+        if prefix == "S":
+            entities.append(Entity(i, i + 1, entity_type))
+    return None, tuple(entities)
 
 
 def _field(row, key):
@@ -238,9 +413,15 @@ def _texts(spec: TaskSpec, row) -> tuple:
 
 
 def label_set(spec: TaskSpec, train: ReadResult) -> tuple[str, ...]:
-    """The task's labels in a fixed order; a custom task's are the sorted labels of its training file."""
+    """The task's labels in a fixed order; a custom task's are the sorted labels (ner: entity types) of
+    its training file."""
     if spec.labels is not None:
         return spec.labels
+    if spec.kind == "ner":
+        found = sorted({e.type for ex in train.examples for e in ex.entities or ()})
+        if not found:
+            raise ValueError("the training file has no entities")
+        return tuple(found)
     found = sorted({e.label for e in train.examples if e.label is not None})
     if len(found) < 2:
         raise ValueError(f"the training file has {len(found)} distinct label(s); a classifier needs at least 2")

@@ -69,6 +69,11 @@ class ChineseTokenizer:
         """Ids without special tokens, batched in Rust (the fast path for data preparation)."""
         return [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
+    def encode_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Ids without special tokens and each piece's [start, end) in the original text: what the
+        normaliser dropped (spaces, control characters) belongs to no piece."""
+        return [(e.ids, e.offsets) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
     def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
         return [self.vocab.get(t, self.unk_id) for t in tokens]
 
