@@ -257,9 +257,13 @@ def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
 
     p.add_argument("--task", required=True, choices=TASK_NAMES, help="the task, which fixes the file format and labels")
     p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping and counting")
-    g = p.add_argument_group("custom task (--task custom)")
-    g.add_argument("--format", dest="file_format", choices=["csv", "tsv", "jsonl"],
-                   help="file format (default: from the extension)")
+    p.add_argument("--stride", type=int, help="entity tasks: pieces shared by the overlapping windows of a text "
+                                              "longer than --max-seq-length (default: half a window)")
+    g = p.add_argument_group("custom task (--task custom) and your own entity files (--task ner)")
+    g.add_argument("--format", dest="file_format", choices=["csv", "tsv", "jsonl", "conll", "spans"],
+                   help="custom: csv, tsv or jsonl; ner: conll (token<TAB>tag, BIO or BIOES, blank line between "
+                        "sentences) or spans (json lines {text, entities: [{start, end, type}]}, end exclusive). "
+                        "Default: from the extension")
     g.add_argument("--text-a-col", help="column (name, or 0-based number without --header) of the first text")
     g.add_argument("--text-b-col", help="column of the second text, for sentence pairs")
     g.add_argument("--label-col", help="column of the label")
@@ -267,9 +271,11 @@ def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
 
 
 def _task_spec(args, path: str):
-    from albert_zh.finetune import format_of
-    from albert_zh.tasks import custom_task, get_task
+    from albert_zh.finetune import format_of, ner_format_of
+    from albert_zh.tasks import custom_task, get_task, ner_task
 
+    if args.task == "ner":
+        return ner_task(args.file_format or ner_format_of(path))
     if args.task != "custom":
         return get_task(args.task)
     if args.text_a_col is None or args.label_col is None:
@@ -294,8 +300,9 @@ def _finetune_arguments(p: argparse.ArgumentParser):
     p.add_argument("--dropout", type=float, help="classifier dropout (default: the model's)")
     p.add_argument("--seed", type=int, default=42, help="default: 42")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast (default fp32)")
-    p.add_argument("--patience", type=int, help="stop after N epochs without a better dev accuracy")
+    p.add_argument("--patience", type=int, help="stop after N epochs without a better dev accuracy (entity F1)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--crf", action="store_true", help="entity tasks: a CRF over the tag scores")
     _task_arguments(p)
 
 
@@ -306,7 +313,7 @@ def _finetune(args):
 
     fields = ("task", "model", "out", "data_dir", "train", "dev", "test", "epochs", "batch_size", "lr",
               "max_seq_length", "warmup_ratio", "dropout", "seed", "precision", "patience", "strict", "threads",
-              "file_format", "text_a_col", "text_b_col", "label_col", "header")
+              "crf", "stride", "file_format", "text_a_col", "text_b_col", "label_col", "header")
     results = finetune(FinetuneConfig(**{f: getattr(args, f) for f in fields}))
     print(json.dumps({k: results[k] for k in ("task", "best_epoch", "dev", "test", "minutes") if k in results},
                      ensure_ascii=False))
@@ -324,14 +331,20 @@ def _evaluate(args):
 
     from albert_zh.finetune import evaluate
 
-    print(json.dumps(evaluate(args.model, _task_spec(args, args.data), args.data, max_seq_length=args.max_seq_length,
-                              strict=args.strict)))
+    from albert_zh.ner import entity_table
+
+    scores = evaluate(args.model, _task_spec(args, args.data), args.data, max_seq_length=args.max_seq_length,
+                      stride=args.stride, strict=args.strict)
+    print(json.dumps(scores, ensure_ascii=False))
+    if "per_type" in scores:  # entities: the table for people, on stderr so stdout stays one JSON object
+        print(entity_table(scores), file=sys.stderr)
 
 
 def _predict_arguments(p: argparse.ArgumentParser):
     p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
     p.add_argument("--input", required=True, help="a file in the task's format (labels, if any, are ignored)")
-    p.add_argument("--output", required=True, help="json lines: id, label, probabilities")
+    p.add_argument("--output", required=True, help="json lines: id, label, probabilities; for entity tasks "
+                                                    "id, text, entities [{type, start, end, text}] (end exclusive)")
     p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
     _task_arguments(p)
 
@@ -340,7 +353,7 @@ def _predict(args):
     from albert_zh.finetune import predict
 
     n = predict(args.model, _task_spec(args, args.input), args.input, args.output,
-                max_seq_length=args.max_seq_length, strict=args.strict)
+                max_seq_length=args.max_seq_length, stride=args.stride, strict=args.strict)
     print(f"{n} predictions written to {args.output}")
 
 
@@ -395,8 +408,10 @@ COMMANDS = {
     "inspect-data": (_inspect_arguments, _inspect, "decode instances of a prepare-data folder (text or JSON lines)"),
     "pretrain": (_pretrain_arguments, _pretrain, "pretrain (MLM + SOP) with LAMB on prepared data; resumable, torchrun-ready"),
     "plot": (_plot_arguments, _plot, "draw a pretraining run's loss, accuracy and learning-rate curves (PNG)"),
-    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier: LCQMC, CLUE, ChnSentiCorp or a custom file"),
-    "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON)"),
+    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier or entity tagger: LCQMC, CLUE, ChnSentiCorp, "
+                                                 "CLUENER, MSRA or your own files"),
+    "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON; "
+                                                 "entity P/R/F1 per type)"),
     "predict": (_predict_arguments, _predict, "write a fine-tuned model's predictions for a task file (json lines)"),
     "clue": (_clue_arguments, _clue, "every CLUE task present: learning-rate search, best model, submission zip"),
     "download": (_download_arguments, _download, "fetch a CLUE task's data, checking its sha256"),

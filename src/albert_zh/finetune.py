@@ -1,8 +1,10 @@
 """Fine-tuning, evaluation and prediction for every task in tasks.py, and the one-command CLUE run.
 
 One mechanism for all tasks: a task's files are read into `Example`s (tasks.py), encoded once,
-batched with padding to the longest member, and fed to `AlbertForSequenceClassification`. The
-same batched loop (`predict_probabilities`) scores dev each epoch, `evaluate` and `predict`.
+batched with padding to the longest member, and fed to `AlbertForSequenceClassification`, or for
+named entities (kind "ner") to `AlbertForTokenClassification`, whose examples are encoded as
+windows of word pieces with a tag each (ner.py). The same batched loop (`model_outputs`) scores
+dev each epoch, `evaluate` and `predict`.
 Training: AdamW with linear warmup and linear decay, dev evaluation every epoch, the best epoch
 kept as a `save_pretrained` directory whose config carries the label map (`id2label`).
 """
@@ -26,9 +28,27 @@ import torch
 from tqdm import tqdm
 
 from albert_zh import checkpoint
-from albert_zh.model import PRESETS, AlbertConfig, AlbertForSequenceClassification, read_config_json
+from albert_zh.model import (
+    PRESETS,
+    AlbertConfig,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    read_config_json,
+)
+from albert_zh.ner import EncodedEntities, encode_entities, entity_scores, merge_windows, tag_set, types_of
 from albert_zh.optim import adamw, warmup_polynomial_decay
-from albert_zh.tasks import TASKS, Example, TaskSpec, custom_task, get_task, label_set, read_examples, task_files
+from albert_zh.tasks import (
+    TASKS,
+    Example,
+    ReadResult,
+    TaskSpec,
+    custom_task,
+    get_task,
+    label_set,
+    ner_task,
+    read_examples,
+    task_files,
+)
 from albert_zh.tokenizer import ChineseTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -37,7 +57,8 @@ BEST_DIR = "best"
 RESULTS_NAME = "results.json"
 CURVE_NAME = "curve.png"
 TEST_PREDICTIONS = "test_predictions.jsonl"
-CLUE_TASKS = ("afqmc", "tnews", "iflytek", "cmnli", "ocnli", "cluewsc2020", "csl")
+CLUE_TASKS = ("afqmc", "tnews", "iflytek", "cmnli", "ocnli", "cluewsc2020", "csl", "cluener")
+MODEL_CLASSES = {"classification": AlbertForSequenceClassification, "ner": AlbertForTokenClassification}
 
 
 @dataclass
@@ -61,8 +82,11 @@ class FinetuneConfig:
     patience: int | None = None  # stop after this many epochs without a better dev score
     strict: bool = False  # a bad row is an error instead of being skipped and counted
     threads: int | None = None
-    # custom task only
-    file_format: str | None = None  # csv | tsv | jsonl; default from the train file's extension
+    # named entities only
+    crf: bool = False  # a CRF layer over the tag scores
+    stride: int | None = None  # pieces shared by consecutive windows of a long text; None: half a window
+    # custom and ner tasks only
+    file_format: str | None = None  # custom: csv | tsv | jsonl, ner: conll | spans; default from the extension
     text_a_col: str | None = None
     text_b_col: str | None = None
     label_col: str | None = None
@@ -81,6 +105,8 @@ class FinetuneConfig:
             raise ValueError("--train needs --dev (the best epoch is chosen on it)")
 
     def task_spec(self) -> TaskSpec:
+        if self.task == "ner":
+            return ner_task(self.file_format or ner_format_of(self.train or ""))
         if self.task != "custom":
             return get_task(self.task)
         if self.text_a_col is None or self.label_col is None:
@@ -102,6 +128,15 @@ def format_of(path: str) -> str:
     if suffix not in formats:
         raise ValueError(f"cannot tell the format of {path!r} from its extension; pass --format csv|tsv|jsonl")
     return formats[suffix]
+
+
+def ner_format_of(path: str) -> str:
+    """An entity file's format from its extension: .json/.jsonl are spans, anything else conll."""
+    return "spans" if Path(path).suffix.lower() in (".json", ".jsonl") else "conll"
+
+
+def window_stride(max_seq_length: int, stride: int | None) -> int:
+    return (max_seq_length - 2) // 2 if stride is None else stride
 
 
 # ---------------------------------------------------------------- encoding and batching
@@ -131,8 +166,17 @@ def encode(examples: list[Example], tokenizer: ChineseTokenizer, label2id: dict[
     return Encoded(examples, [p["input_ids"] for p in pairs], [p["token_type_ids"] for p in pairs], labels)
 
 
-def batches(data: Encoded, batch_size: int, pad_id: int, order: list[int] | None = None):
-    """Yield dicts of tensors, each batch padded to its longest sequence."""
+def encode_task(spec: TaskSpec, examples: list[Example], tokenizer: ChineseTokenizer, label2id: dict[str, int],
+                max_seq_length: int, stride: int | None = None, labelled: bool = True) -> Encoded | EncodedEntities:
+    """Encode a task's examples: a sequence each, or for entities, windows of tagged pieces."""
+    if spec.kind == "ner":
+        return encode_entities(examples, tokenizer, label2id, max_seq_length, window_stride(max_seq_length, stride),
+                               labelled)
+    return encode(examples, tokenizer, label2id, max_seq_length, labelled)
+
+
+def batches(data: Encoded | EncodedEntities, batch_size: int, pad_id: int, order: list[int] | None = None):
+    """Yield dicts of tensors, each batch padded to its longest sequence (tags with -100)."""
     order = order if order is not None else range(len(data))
     order = list(order)
     for start in range(0, len(order), batch_size):
@@ -145,7 +189,9 @@ def batches(data: Encoded, batch_size: int, pad_id: int, order: list[int] | None
             ids[row, :n] = torch.tensor(data.input_ids[i])
             types[row, :n] = torch.tensor(data.token_type_ids[i])
         batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": (ids != pad_id).long()}
-        if data.labels is not None:
+        if isinstance(data, EncodedEntities) and data.labels is not None:
+            batch["labels"] = torch.tensor([data.labels[i] + [-100] * (width - len(data.labels[i])) for i in idx])
+        elif data.labels is not None:
             batch["labels"] = torch.tensor([data.labels[i] for i in idx])
         yield batch
 
@@ -153,20 +199,46 @@ def batches(data: Encoded, batch_size: int, pad_id: int, order: list[int] | None
 # ---------------------------------------------------------------- evaluation (one loop for dev, evaluate, predict)
 
 @torch.inference_mode()
-def predict_probabilities(model: AlbertForSequenceClassification, data: Encoded, batch_size: int = 128,
-                          pad_id: int = 0, precision: str = "fp32", desc: str | None = None) -> np.ndarray:
-    """Class probabilities [examples, labels], in the examples' order."""
+def model_outputs(model, data: Encoded | EncodedEntities, batch_size: int = 128, pad_id: int = 0,
+                  precision: str = "fp32", desc: str | None = None):
+    """Yield (batch, logits) over `data` in order, the model in eval mode meanwhile."""
     was_training = model.training
     model.eval()
-    out = []
     steps = math.ceil(len(data) / batch_size)
     for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False, disable=desc is None):
         batch.pop("labels", None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**batch).logits
-        out.append(torch.softmax(logits.float(), dim=-1).numpy())
+        yield batch, logits.float()
     model.train(was_training)
+
+
+def predict_probabilities(model: AlbertForSequenceClassification, data: Encoded, batch_size: int = 128,
+                          pad_id: int = 0, precision: str = "fp32", desc: str | None = None) -> np.ndarray:
+    """Class probabilities [examples, labels], in the examples' order."""
+    out = [torch.softmax(logits, dim=-1).numpy()
+           for _, logits in model_outputs(model, data, batch_size, pad_id, precision, desc)]
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), dtype=np.float32)
+
+
+def predict_entities(model: AlbertForTokenClassification, data: EncodedEntities, batch_size: int = 128,
+                     pad_id: int = 0, precision: str = "fp32", desc: str | None = None) -> list:
+    """Entities per example (character spans of its text), its windows' tags merged."""
+    window_tags = []
+    for batch, logits in model_outputs(model, data, batch_size, pad_id, precision, desc):
+        tags = model.decode(logits, batch["input_ids"], batch["attention_mask"])
+        window_tags += [row[:n].tolist() for row, n in zip(tags, batch["attention_mask"].sum(1).tolist())]
+    return merge_windows(data, window_tags, model.config.id2label)
+
+
+def score(spec: TaskSpec, model, data: Encoded | EncodedEntities, pad_id: int, precision: str = "fp32",
+          desc: str | None = None) -> dict:
+    """The task's dev/test metrics: classification accuracy and macro-F1, or entity P/R/F1."""
+    if spec.kind == "ner":
+        predicted = predict_entities(model, data, pad_id=pad_id, precision=precision, desc=desc)
+        return entity_scores([e.entities for e in data.examples], predicted)
+    probabilities = predict_probabilities(model, data, pad_id=pad_id, precision=precision, desc=desc)
+    return metrics(probabilities, data.labels, model.config.num_labels)
 
 
 def metrics(probabilities: np.ndarray, labels: list[int], num_labels: int) -> dict[str, float]:
@@ -187,31 +259,39 @@ def metrics(probabilities: np.ndarray, labels: list[int], num_labels: int) -> di
 
 # ---------------------------------------------------------------- models
 
-def load_classifier(model: str, labels: tuple[str, ...], dropout: float | None = None
-                    ) -> tuple[AlbertForSequenceClassification, ChineseTokenizer]:
-    """A classifier for `labels` from a preset (random init) or a model directory (pretrained or fine-tuned)."""
+def load_classifier(model: str, labels: tuple[str, ...], dropout: float | None = None, kind: str = "classification",
+                    crf: bool = False) -> tuple[AlbertForSequenceClassification | AlbertForTokenClassification,
+                                                ChineseTokenizer]:
+    """A classifier for `labels` (tags, for kind "ner") from a preset (random init) or a model
+    directory (pretrained or fine-tuned)."""
+    model_class = MODEL_CLASSES[kind]
     id2label = dict(enumerate(labels))
     overrides = {"num_labels": len(labels), "id2label": id2label}
     if dropout is not None:
         overrides["classifier_dropout_prob"] = dropout
+    if crf:
+        overrides["use_crf"] = True
     if model in PRESETS and not Path(model).is_dir():
-        return AlbertForSequenceClassification(AlbertConfig.preset(model, **overrides)), load_tokenizer()
+        return model_class(AlbertConfig.preset(model, **overrides)), load_tokenizer()
     raw = read_config_json(checkpoint.config_path(model))
     config = AlbertConfig.from_dict(raw)
-    fine_tuned = "AlbertForSequenceClassification" in raw.get("architectures", [])
+    fine_tuned = model_class.__name__ in raw.get("architectures", [])
     if fine_tuned and config.id2label and config.id2label != id2label:
         raise ValueError(f"{model} was fine-tuned for the labels {list(config.id2label.values())}, but the data has "
                          f"{list(labels)}; start from a pretrained (not fine-tuned) model")
-    classifier = AlbertForSequenceClassification.from_pretrained(model, **overrides)
+    classifier = model_class.from_pretrained(model, **overrides)
     return classifier, load_tokenizer(model if (Path(model) / checkpoint.VOCAB_NAME).is_file() else None)
 
 
-def load_finetuned(model_dir: str | Path) -> tuple[AlbertForSequenceClassification, ChineseTokenizer]:
-    """A fine-tuned directory (its config names the labels)."""
-    config = AlbertConfig.from_json(checkpoint.config_path(model_dir))
-    if not config.id2label:
+def load_finetuned(model_dir: str | Path) -> tuple[AlbertForSequenceClassification | AlbertForTokenClassification,
+                                                   ChineseTokenizer]:
+    """A fine-tuned directory (its config names the labels, its architecture the model class)."""
+    raw = read_config_json(checkpoint.config_path(model_dir))
+    if not raw.get("id2label"):
         raise ValueError(f"{model_dir} has no label map (config id2label); is it a fine-tuned model?")
-    return AlbertForSequenceClassification.from_pretrained(model_dir), load_tokenizer(model_dir)
+    token = AlbertForTokenClassification.__name__ in raw.get("architectures", [])
+    model_class = AlbertForTokenClassification if token else AlbertForSequenceClassification
+    return model_class.from_pretrained(model_dir), load_tokenizer(model_dir)
 
 
 # ---------------------------------------------------------------- training
@@ -231,13 +311,14 @@ def finetune(config: FinetuneConfig) -> dict:
     for split in ("train", "dev"):
         if not read[split].examples:
             raise ValueError(f"{files[split]}: no usable examples")
-    label2id = {label: i for i, label in enumerate(labels)}
+    model_labels = tag_set(labels) if spec.kind == "ner" else labels
+    label2id = {label: i for i, label in enumerate(model_labels)}
 
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    model, tokenizer = load_classifier(config.model, labels, config.dropout)
-    train = encode(read["train"].examples, tokenizer, label2id, config.max_seq_length)
-    dev = encode(read["dev"].examples, tokenizer, label2id, config.max_seq_length)
+    model, tokenizer = load_classifier(config.model, model_labels, config.dropout, spec.kind, config.crf)
+    train, dev = (encode_task(spec, read[split].examples, tokenizer, label2id, config.max_seq_length, config.stride)
+                  for split in ("train", "dev"))
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -256,30 +337,42 @@ def finetune(config: FinetuneConfig) -> dict:
         for batch in bar:
             losses.append(train_step(model, optimizer, scheduler, batch, config.precision))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        dev_metrics = metrics(predict_probabilities(model, dev, pad_id=tokenizer.pad_id, precision=config.precision,
-                                                    desc="dev"), dev.labels, len(labels))
+        dev_metrics = score(spec, model, dev, tokenizer.pad_id, config.precision, desc="dev")
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                        **{f"dev_{k}": v for k, v in dev_metrics.items() if k != "examples"}})
-        log.info("epoch %d: train loss %.4f, dev accuracy %.4f, macro-F1 %.4f", epoch, history[-1]["train_loss"],
-                 dev_metrics["accuracy"], dev_metrics["macro_f1"])
-        if best is None or dev_metrics["accuracy"] > best["dev"]["accuracy"]:
+                        **{f"dev_{k}": v for k, v in dev_metrics.items() if k not in ("examples", "per_type")}})
+        log.info("epoch %d: train loss %.4f, dev %s %.4f", epoch, history[-1]["train_loss"], spec.metric,
+                 dev_metrics[spec.metric])
+        if best is None or dev_metrics[spec.metric] > best["dev"][spec.metric]:
             best, bad_epochs = {"epoch": epoch, "dev": dev_metrics}, 0
             save_best(model, tokenizer, out / BEST_DIR)
         else:
             bad_epochs += 1
             if config.patience is not None and bad_epochs >= config.patience:
-                log.info("no better dev accuracy for %d epochs: stopping early", bad_epochs)
+                log.info("no better dev %s for %d epochs: stopping early", spec.metric, bad_epochs)
                 break
     plot_curve(history, out / CURVE_NAME)
 
     results = {"task": spec.name, "labels": list(labels), "config": asdict(config), "history": history,
-               "best_epoch": best["epoch"], "dev": best["dev"],
-               "train_examples": len(train), "bad_rows": {s: len(r.bad_rows) for s, r in read.items()}}
+               "best_epoch": best["epoch"], "dev": best["dev"], "train_examples": len(read["train"].examples),
+               "bad_rows": {s: len(r.bad_rows) for s, r in read.items()},
+               "bad_row_list": [str(b) for r in read.values() for b in r.bad_rows]}
+    if spec.kind == "ner":
+        results["train_windows"] = len(train)
+        results["lost_entities"] = untaggable(train, dev)
     if files["test"] is not None:
         results.update(test_with(spec, files["test"], out, config))
     results["minutes"] = (time.perf_counter() - started) / 60
     write_json_atomic(out / RESULTS_NAME, results)
     return results
+
+
+def untaggable(*encoded: EncodedEntities) -> list[str]:
+    """The gold entities no run of whole word pieces covers (an edge inside a piece): never learnt, and
+    a dev or test file's count against recall."""
+    lost = [f"{where}: {entity.type} [{entity.start}, {entity.end})" for data in encoded for where, entity in data.lost]
+    if lost:
+        log.warning("%d entities have an edge inside a word piece and cannot be tagged, e.g. %s", len(lost), lost[0])
+    return lost
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_ratio: float, total_steps: int):
@@ -312,13 +405,17 @@ def save_best(model, tokenizer: ChineseTokenizer, path: Path):
 
 def test_with(spec: TaskSpec, test_file: Path, out: Path, config: FinetuneConfig) -> dict:
     """Score a labelled test file with the best checkpoint; predict an unlabelled one (CLUE) into OUT."""
-    # CLUE test files carry ids and no labels; other tasks' test files may have them or not
-    unlabelled = spec.id_field is not None or any(
-        e.label is None for e in read_examples(spec, test_file, labelled=None).examples)
+    # CLUE classification test files carry ids and no labels; other tasks' test files may have them or not
+    examples = read_examples(spec, test_file, labelled=None).examples
+    if spec.kind == "ner":
+        unlabelled = any(e.entities is None for e in examples)
+    else:
+        unlabelled = spec.id_field is not None or any(e.label is None for e in examples)
+    sizes = {"max_seq_length": config.max_seq_length, "stride": config.stride, "strict": config.strict}
     if unlabelled:
-        predict(out / BEST_DIR, spec, test_file, out / TEST_PREDICTIONS, strict=config.strict)
+        predict(out / BEST_DIR, spec, test_file, out / TEST_PREDICTIONS, **sizes)
         return {"test_predictions": TEST_PREDICTIONS}
-    return {"test": evaluate(out / BEST_DIR, spec, test_file, strict=config.strict)}
+    return {"test": evaluate(out / BEST_DIR, spec, test_file, **sizes)}
 
 
 def plot_curve(history: list[dict], path: Path):
@@ -330,9 +427,11 @@ def plot_curve(history: list[dict], path: Path):
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
-    left.plot(epochs, [h["dev_loss"] for h in history], "o-", label="dev loss")
-    right.plot(epochs, [h["dev_accuracy"] for h in history], "o-", label="dev accuracy")
-    right.plot(epochs, [h["dev_macro_f1"] for h in history], "o-", label="dev macro-F1")
+    if "dev_loss" in history[0]:
+        left.plot(epochs, [h["dev_loss"] for h in history], "o-", label="dev loss")
+    for key in ("accuracy", "macro_f1", "precision", "recall", "f1"):  # classification, or entities
+        if f"dev_{key}" in history[0]:
+            right.plot(epochs, [h[f"dev_{key}"] for h in history], "o-", label=f"dev {key.replace('_', '-')}")
     for ax in (left, right):
         ax.set_xlabel("epoch")
         ax.legend()
@@ -349,40 +448,59 @@ def write_json_atomic(path: Path, obj):
 # ---------------------------------------------------------------- evaluate / predict
 
 def _read_for_model(model_dir, spec: TaskSpec, data, labelled, strict: bool):
+    """The fine-tuned model, its tokenizer and label map (tag -> id), and the readable rows of `data`."""
     model, tokenizer = load_finetuned(model_dir)
-    labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
+    model_labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
+    labels = types_of(model_labels) if spec.kind == "ner" else model_labels
+    if (spec.kind == "ner") != isinstance(model, AlbertForTokenClassification):
+        raise ValueError(f"{model_dir} is a {type(model).__name__}, which does not fit task {spec.name}")
     if spec.labels is not None and set(spec.labels) != set(labels):
         raise ValueError(f"{model_dir} predicts the labels {list(labels)}, task {spec.name} has {list(spec.labels)}")
     read = read_examples(spec, data, labelled=labelled, strict=strict, labels=labels)
     if not read.examples:
         raise ValueError(f"{data}: no usable examples")
-    return model, tokenizer, labels, read
+    return model, tokenizer, {label: i for i, label in enumerate(model_labels)}, read
 
 
 def evaluate(model_dir, spec: TaskSpec, data, batch_size: int = 128, max_seq_length: int = 128,
-             strict: bool = False) -> dict:
-    """Metrics of a fine-tuned model on a labelled file of the task's format."""
-    model, tokenizer, labels, read = _read_for_model(model_dir, spec, data, True, strict)
-    encoded = encode(read.examples, tokenizer, {label: i for i, label in enumerate(labels)}, max_seq_length)
-    probs = predict_probabilities(model, encoded, batch_size, tokenizer.pad_id, desc="evaluate")
-    return {**metrics(probs, encoded.labels, len(labels)), "bad_rows": len(read.bad_rows)}
+             stride: int | None = None, strict: bool = False) -> dict:
+    """Metrics of a fine-tuned model on a labelled file of the task's format; entity tasks add a
+    per-type table. Bad rows are counted and listed (file:line: why)."""
+    model, tokenizer, label2id, read = _read_for_model(model_dir, spec, data, True, strict)
+    encoded = encode_task(spec, read.examples, tokenizer, label2id, max_seq_length, stride)
+    return {**score(spec, model, encoded, tokenizer.pad_id, desc="evaluate"), **_bad_rows(read)}
+
+
+def _bad_rows(read: ReadResult) -> dict:
+    return {"bad_rows": len(read.bad_rows), "bad_row_list": [str(b) for b in read.bad_rows]}
 
 
 def predict(model_dir, spec: TaskSpec, data, output, batch_size: int = 128, max_seq_length: int = 128,
-            strict: bool = False) -> int:
-    """Write json lines {id, label, probabilities} for every usable row of `data`; return how many."""
-    model, tokenizer, labels, read = _read_for_model(model_dir, spec, data, False, strict)
-    encoded = encode(read.examples, tokenizer, {}, max_seq_length, labelled=False)
-    probs = predict_probabilities(model, encoded, batch_size, tokenizer.pad_id, desc="predict")
-    lines = [json.dumps({"id": e.id, "label": labels[int(p.argmax())],
-                         "probabilities": {label: round(float(q), 6) for label, q in zip(labels, p)}},
-                        ensure_ascii=False)
-             for e, p in zip(read.examples, probs)]
+            stride: int | None = None, strict: bool = False) -> int:
+    """Write json lines for every usable row of `data`, {id, label, probabilities} or for entity tasks
+    {id, text, entities: [{type, start, end, text}]} (end exclusive); return how many."""
+    model, tokenizer, label2id, read = _read_for_model(model_dir, spec, data, False, strict)
+    encoded = encode_task(spec, read.examples, tokenizer, label2id, max_seq_length, stride, labelled=False)
+    if spec.kind == "ner":
+        found = predict_entities(model, encoded, batch_size, tokenizer.pad_id, desc="predict")
+        rows = [{"id": e.id, "text": e.text_a, "entities": entity_dicts(e.text_a, spans)}
+                for e, spans in zip(read.examples, found)]
+    else:
+        labels = list(label2id)
+        probs = predict_probabilities(model, encoded, batch_size, tokenizer.pad_id, desc="predict")
+        rows = [{"id": e.id, "label": labels[int(p.argmax())],
+                 "probabilities": {label: round(float(q), 6) for label, q in zip(labels, p)}}
+                for e, p in zip(read.examples, probs)]
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.write_atomic(output, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in lines),
                                                                      encoding="utf-8"))
     return len(lines)
+
+
+def entity_dicts(text: str, entities) -> list[dict]:
+    return [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start:e.end]} for e in entities]
 
 
 # ---------------------------------------------------------------- the CLUE run
@@ -441,7 +559,7 @@ def run_clue(config: ClueConfig) -> Path:
                 rows[task][lr] = {"error": f"{type(e).__name__}: {e}"}
         finished = {lr: r for lr, r in rows[task].items() if "dev" in r}
         if finished:
-            best_lr = max(finished, key=lambda lr: finished[lr]["dev"]["accuracy"])
+            best_lr = max(finished, key=lambda lr: finished[lr]["dev"][TASKS[task].metric])
             rows[task]["best"] = best_lr
             write_submission(TASKS[task], out / task / f"lr{best_lr:g}", submissions)
     table = clue_table(rows, config.lrs)
@@ -459,7 +577,8 @@ def run_clue(config: ClueConfig) -> Path:
 
 
 def write_submission(spec: TaskSpec, run_dir: Path, submissions: Path):
-    """CLUE's format: one JSON object per line, {"id": ..., "label": ...}, in the test file's order."""
+    """CLUE's format: one JSON object per line, {"id": ..., "label": ...}, in the test file's order;
+    for CLUENER the label is {type: {entity text: [[start, end]]}} with the end inclusive."""
     predictions = run_dir / TEST_PREDICTIONS
     if not predictions.is_file():
         log.warning("%s: no test file, so no submission", spec.name)
@@ -467,7 +586,10 @@ def write_submission(spec: TaskSpec, run_dir: Path, submissions: Path):
     lines = []
     for line in predictions.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        lines.append(json.dumps({"id": row["id"], "label": row["label"]}, ensure_ascii=False))
+        label = row["label"] if spec.kind != "ner" else {}
+        for e in row.get("entities", ()):
+            label.setdefault(e["type"], {}).setdefault(e["text"], []).append([e["start"], e["end"] - 1])
+        lines.append(json.dumps({"id": row["id"], "label": label}, ensure_ascii=False))
     target = submissions / spec.submission
     checkpoint.write_atomic(target, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
@@ -479,10 +601,10 @@ def clue_table(rows: dict, lrs) -> str:
         cells = []
         for lr in lrs:
             r = by_lr.get(lr, {})
-            cells.append(f"{r['dev']['accuracy']:.4f}" if "dev" in r else "failed" if "error" in r else "")
+            cells.append(f"{r['dev'][TASKS[task].metric]:.4f}" if "dev" in r else "failed" if "error" in r else "")
         best = f"lr {by_lr['best']:g} -> {TASKS[task].submission}" if "best" in by_lr else "none"
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {best} |")
-    return "Dev accuracy per task and learning rate.\n\n" + head + "\n".join(lines) + "\n"
+    return "Dev accuracy (CLUENER: entity F1) per task and learning rate.\n\n" + head + "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- download

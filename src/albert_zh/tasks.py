@@ -298,16 +298,17 @@ def _entity_example(spec: TaskSpec, row, line_no: int, where: str, labelled: boo
     return None, Example(text, None, None, row_id, where, entities)
 
 
-def _check_span(text: str, start, end, entity_type, known: set[str], entity_text=None) -> str | None:
-    """Why the span [start, end) of `text` cannot be an entity, or None."""
+def _check_span(text: str, start, end, entity_type, known: set[str], entity_text=None, shown=None) -> str | None:
+    """Why the span [start, end) of `text` cannot be an entity, or None. `shown`: the span as the file wrote it."""
+    shown = shown or f"[{start}, {end})"
     if known and entity_type not in known:
         return f"unknown type: {entity_type!r} (known: {', '.join(sorted(known))})"
     if not isinstance(entity_type, str) or not (isinstance(start, int) and isinstance(end, int)):
         return f"bad entity: {[start, end, entity_type]!r}"
     if not 0 <= start < end <= len(text):
-        return f"span outside the text: [{start}, {end}) in a text of {len(text)} characters"
+        return f"span outside the text: {shown} in a text of {len(text)} characters"
     if entity_text is not None and text[start:end] != entity_text:
-        return f"span does not match its entity text: [{start}, {end}) is {text[start:end]!r}, not {entity_text!r}"
+        return f"span does not match its entity text: {shown} is {text[start:end]!r}, not {entity_text!r}"
     return None
 
 
@@ -324,7 +325,7 @@ def _cluener_entities(text: str, label, known: set[str]):
                     return f"bad span: {span!r}", None
                 start, last = span  # CLUENER's end is inclusive
                 end = last + 1 if isinstance(last, int) else last
-                problem = _check_span(text, start, end, entity_type, known, entity_text)
+                problem = _check_span(text, start, end, entity_type, known, entity_text, shown=f"[{start}, {last}]")
                 if problem:
                     return problem, None
                 entities.append(Entity(start, end, entity_type))
