@@ -8,8 +8,8 @@ import pytest
 import torch
 from deploy_fixtures import SMALL, save_classifier, save_encoder
 
+from albert_zh.backends import load_torch_model, onnx_backend
 from albert_zh.export import export_onnx, sample_inputs
-from albert_zh.inference import load_torch_model, onnx_backend
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +85,14 @@ def test_bad_requests(classifier_dir, tmp_path):
 
 def test_litert_matches_pytorch(classifier_dir, tmp_path):
     pytest.importorskip("litert_torch", reason="litert-torch not installed (pip install 'albert_zh[litert]', ~2 GB)")
+    from albert_zh.backends import litert_backend
     from albert_zh.export import export_litert
-    from albert_zh.inference import litert_backend
 
     report = export_litert(classifier_dir, tmp_path / "model.tflite", max_seq_length=32)
     assert report.max_abs_diff <= 1e-4
     assert report.size_bytes <= 1.1 * (classifier_dir / "model.safetensors").stat().st_size
     arrays = sample_inputs(21128, shapes=((3, 20),), seed=4)[0]
-    got, expected = litert_backend(tmp_path / "model.tflite")(*arrays), torch_outputs(classifier_dir, arrays)
+    got = litert_backend(tmp_path / "model.tflite", ("logits", "pooled_output"))(*arrays)
+    expected = torch_outputs(classifier_dir, arrays)
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], atol=1e-4, err_msg=name)

@@ -107,8 +107,8 @@ def _export_arguments(p: argparse.ArgumentParser):
 def _export(args):
     from pathlib import Path
 
+    from albert_zh.backends import EXPORTED_FILES
     from albert_zh.export import export_litert, export_onnx
-    from albert_zh.inference import EXPORTED_FILES
 
     if args.fmt == "litert":
         if args.quantize or args.portable:
