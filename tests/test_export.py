@@ -1,6 +1,8 @@
 """ONNX export: parity with PyTorch on shapes it was not traced with, the shared layer stored once, int8."""
 
 import collections
+import logging
+import sys
 
 import numpy as np
 import onnx
@@ -9,6 +11,7 @@ import torch
 from deploy_fixtures import SMALL, save_classifier, save_encoder
 
 from albert_zh.backends import load_torch_model, onnx_backend
+from albert_zh.cli import main
 from albert_zh.export import export_onnx, sample_inputs
 
 
@@ -81,6 +84,21 @@ def test_bad_requests(classifier_dir, tmp_path):
     with pytest.raises(FileNotFoundError):
         export_onnx(tmp_path / "missing", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_export_says_each_line_once(classifier_dir, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    assert main(["export", str(classifier_dir), "--out", str(tmp_path / "model.onnx")]) == 0
+    said = capsys.readouterr().out + "".join(record.getMessage() for record in caplog.records)
+    assert said.count("max |exported - PyTorch|") == 1 and said.count(f"{tmp_path / 'model.onnx'}: ONNX fp32") == 1
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_export_without_the_deploy_extra_names_it(classifier_dir, tmp_path, monkeypatch, capsys, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    assert main(["export", str(classifier_dir), "--out", str(tmp_path / "model.onnx")]) == 2
+    assert "pip install 'albert_zh[deploy]'" in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_litert_matches_pytorch(classifier_dir, tmp_path):

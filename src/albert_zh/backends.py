@@ -33,6 +33,15 @@ MODEL_CLASSES = {cls.__name__: cls for cls in OUTPUTS if cls is not AlbertModel}
 Backend = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
+def require_extra(extra: str, *modules: str):
+    """Import `modules` now, or say which of the package's extras installs them."""
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:
+            raise ValueError(f"this needs {module}, which is not installed: pip install 'albert_zh[{extra}]'") from None
+
+
 def model_class(model_dir: str | Path) -> type:
     """The class a model directory's config.json names in `architectures`, else AlbertModel."""
     config = json.loads(config_path(model_dir).read_text(encoding="utf-8"))
@@ -85,6 +94,7 @@ def onnx_backend(path: str | Path, threads: int | None = None, busy_wait: bool =
     """busy_wait: onnxruntime's threads spin between calls, the lowest latency for one caller
     (tiny, 128 tokens: about 4 ms against about 5 ms without, in separate runs); off where other
     work needs the same cores, as in the HTTP service."""
+    require_extra("deploy", "onnxruntime")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -105,6 +115,7 @@ def onnx_backend(path: str | Path, threads: int | None = None, busy_wait: bool =
 def litert_backend(path: str | Path, names: tuple[str, ...], threads: int | None = None) -> Backend:
     """A .tflite from `export --format litert`: fixed [1, L] int32 inputs, so each row is padded
     to L and run alone. The file keeps no output names: `names` gives them, in the graph's order."""
+    require_extra("litert", "ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(str(path), num_threads=threads or 2)

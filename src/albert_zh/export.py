@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from albert_zh.backends import INPUTS, ModelOutputs, litert_backend, load_torch_model, onnx_backend
+from albert_zh.backends import INPUTS, ModelOutputs, litert_backend, load_torch_model, onnx_backend, require_extra
 from albert_zh.checkpoint import write_atomic
-
-log = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
 
@@ -72,6 +70,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
     model_dir, out = Path(model_dir), Path(out)
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize {quantize!r}: only int8 is supported")
+    require_extra("deploy", "onnx", "onnxruntime")  # before any work
     model = load_torch_model(model_dir)
     wrapped = ModelOutputs(model).eval()
     max_seq_length = min(max_seq_length, model.config.max_position_embeddings)
@@ -105,21 +104,14 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
             raise RuntimeError(f"exported graph differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp_path: os.replace(path, tmp_path))
-    report = ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize,
-                          fused=not portable)
-    for line in report.lines():
-        log.info("%s", line)
-    return report
+    return ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize,
+                        fused=not portable)
 
 
 def export_litert(model_dir: str | Path, out: str | Path, max_seq_length: int = 128) -> ExportReport:
     """Write `out` (.tflite, inputs int32 [1, max_seq_length]) from `model_dir`, checked against PyTorch."""
-    try:
-        import litert_torch
-    except ImportError:
-        raise ValueError("LiteRT export needs litert-torch: pip install 'albert_zh[litert]' "
-                         "(about 2 GB with JAX; Linux and macOS)") from None
-
+    require_extra("litert", "litert_torch", "ai_edge_litert")  # about 2 GB with JAX; Linux and macOS
+    import litert_torch
     model_dir, out = Path(model_dir), Path(out)
     model = load_torch_model(model_dir)
     wrapped = ModelOutputs(model).eval()
