@@ -252,28 +252,35 @@ def _plot(args):
     from albert_zh.pretrain import plot_run
 
     print(plot_run(args.run_dir, args.out))
-def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
+def _task_arguments(p: argparse.ArgumentParser, fine_tuned: bool = False):
+    """fine_tuned: the command reads a fine-tuned model, which recorded its task (MODEL/task.json)."""
     from albert_zh.tasks import TASK_NAMES
 
-    p.add_argument("--task", required=True, choices=TASK_NAMES, help="the task, which fixes the file format and labels")
+    p.add_argument("--task", required=not fine_tuned, choices=TASK_NAMES,
+                   help="the task, which fixes the file format and labels" +
+                        (" (default: the one the model was fine-tuned on, from MODEL/task.json)" if fine_tuned else ""))
     p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping and counting")
     g = p.add_argument_group("custom task (--task custom)")
     g.add_argument("--format", dest="file_format", choices=["csv", "tsv", "jsonl"],
                    help="file format (default: from the extension)")
     g.add_argument("--text-a-col", help="column (name, or 0-based number without --header) of the first text")
     g.add_argument("--text-b-col", help="column of the second text, for sentence pairs")
-    g.add_argument("--label-col", help="column of the label")
+    g.add_argument("--label-col", help="column of the label" + (" (predict: not needed)" if fine_tuned else ""))
     g.add_argument("--header", action="store_true", help="csv/tsv: the first line names the columns")
 
 
-def _task_spec(args, path: str):
+def _task_spec(args, path: str, labelled: bool = True):
+    """The task as given by the flags, else as the fine-tuned model recorded it. labelled: the file
+    must have labels (evaluate), or may lack them (predict)."""
     from albert_zh.finetune import format_of
-    from albert_zh.tasks import custom_task, get_task
+    from albert_zh.tasks import custom_task, get_task, load_task
 
+    if args.task is None:
+        return load_task(args.model)
     if args.task != "custom":
         return get_task(args.task)
-    if args.text_a_col is None or args.label_col is None:
-        raise ValueError("--task custom needs --text-a-col and --label-col")
+    if args.text_a_col is None or (labelled and args.label_col is None):
+        raise ValueError("--task custom needs --text-a-col" + (" and --label-col" if labelled else ""))
     return custom_task(args.file_format or format_of(path), args.text_a_col, args.text_b_col, args.label_col,
                        args.header)
 
@@ -316,7 +323,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser):
     p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
     p.add_argument("--data", required=True, help="a labelled file in the task's format")
     p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
-    _task_arguments(p)
+    _task_arguments(p, fine_tuned=True)
 
 
 def _evaluate(args):
@@ -331,15 +338,17 @@ def _evaluate(args):
 def _predict_arguments(p: argparse.ArgumentParser):
     p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
     p.add_argument("--input", required=True, help="a file in the task's format (labels, if any, are ignored)")
-    p.add_argument("--output", required=True, help="json lines: id, label, probabilities")
+    p.add_argument("--output", required=True,
+                   help="json lines: id, label, probabilities; the id is the input's own where its format has "
+                        "one (CLUE's \"id\"), else the 0-based row (a header line not counted)")
     p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
-    _task_arguments(p)
+    _task_arguments(p, fine_tuned=True)
 
 
 def _predict(args):
     from albert_zh.finetune import predict
 
-    n = predict(args.model, _task_spec(args, args.input), args.input, args.output,
+    n = predict(args.model, _task_spec(args, args.input, labelled=False), args.input, args.output,
                 max_seq_length=args.max_seq_length, strict=args.strict)
     print(f"{n} predictions written to {args.output}")
 

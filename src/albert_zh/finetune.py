@@ -28,7 +28,17 @@ from tqdm import tqdm
 from albert_zh import checkpoint
 from albert_zh.model import PRESETS, AlbertConfig, AlbertForSequenceClassification, read_config_json
 from albert_zh.optim import adamw, warmup_polynomial_decay
-from albert_zh.tasks import TASKS, Example, TaskSpec, custom_task, get_task, label_set, read_examples, task_files
+from albert_zh.tasks import (
+    TASKS,
+    Example,
+    TaskSpec,
+    custom_task,
+    get_task,
+    label_set,
+    read_examples,
+    save_task,
+    task_files,
+)
 from albert_zh.tokenizer import ChineseTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -264,7 +274,7 @@ def finetune(config: FinetuneConfig) -> dict:
                  dev_metrics["accuracy"], dev_metrics["macro_f1"])
         if best is None or dev_metrics["accuracy"] > best["dev"]["accuracy"]:
             best, bad_epochs = {"epoch": epoch, "dev": dev_metrics}, 0
-            save_best(model, tokenizer, out / BEST_DIR)
+            save_best(model, tokenizer, spec, out / BEST_DIR)
         else:
             bad_epochs += 1
             if config.patience is not None and bad_epochs >= config.patience:
@@ -301,11 +311,13 @@ def train_step(model, optimizer, scheduler, batch: dict, precision: str = "fp32"
     return loss.item()
 
 
-def save_best(model, tokenizer: ChineseTokenizer, path: Path):
-    """Write the checkpoint beside, then swap it in, so a crash never leaves a half-written best."""
+def save_best(model, tokenizer: ChineseTokenizer, spec: TaskSpec, path: Path):
+    """Write the checkpoint (with the task it was trained on) beside, then swap it in, so a crash
+    never leaves a half-written best."""
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, vocab_file=tokenizer.vocab_file)
+    save_task(spec, tmp)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 

@@ -31,7 +31,7 @@ class TaskSpec:
     format: str  # "tsv" | "jsonl" | "csv"
     text_a: str | int
     text_b: str | int | None
-    label: str | int
+    label: str | int | None  # None: an unlabelled custom file, for prediction
     labels: tuple[str, ...] | None  # None: learnt from the training file (custom tasks)
     header: bool = False  # tsv/csv: the first line names the columns
     files: tuple[str, str, str] = ("train.json", "dev.json", "test.json")
@@ -64,6 +64,7 @@ TASKS: dict[str, TaskSpec] = {
     "xnli": _clue("xnli", "premise", "hypo", NLI_LABELS, None, skip_labels=("-",)),
 }
 TASK_NAMES = (*TASKS, "custom")
+TASK_FILE = "task.json"  # in a fine-tuned model directory: the task it was trained on
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Example:
     text_a: str
     text_b: str | None
     label: str | None  # None in unlabelled (test) files
-    id: str | int  # the file's own id, else the line number
+    id: str | int  # the file's own id (id_field), else the 0-based data row (a header not counted)
     where: str  # "file:line", for messages
 
 
@@ -97,8 +98,9 @@ class ReadResult:
         return f"{len(self.bad_rows)} bad rows ({head}), e.g.\n  " + "\n  ".join(map(str, self.bad_rows[:limit]))
 
 
-def custom_task(fmt: str, text_a: str, text_b: str | None, label: str, header: bool) -> TaskSpec:
-    """A user's own csv/tsv/jsonl file. Columns are names, or 0-based numbers for files without a header."""
+def custom_task(fmt: str, text_a: str, text_b: str | None, label: str | None, header: bool) -> TaskSpec:
+    """A user's own csv/tsv/jsonl file. Columns are names, or 0-based numbers for files without a header;
+    label None for a file to predict."""
     if fmt not in ("csv", "tsv", "jsonl"):
         raise ValueError(f"custom format must be csv, tsv or jsonl, got {fmt!r}")
 
@@ -119,6 +121,29 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
+def save_task(spec: TaskSpec, model_dir: str | Path):
+    """Record in MODEL_DIR/task.json how its training files were read, so that evaluate and predict
+    read the same format without being told again: a named task by name, a custom one by its columns."""
+    if spec.name in TASKS:
+        description = {"task": spec.name}
+    else:
+        description = {"task": spec.name, "format": spec.format, "text_a": spec.text_a, "text_b": spec.text_b,
+                       "label": spec.label, "header": spec.header}
+    (Path(model_dir) / TASK_FILE).write_text(json.dumps(description, ensure_ascii=False, indent=2) + "\n",
+                                            encoding="utf-8")
+
+
+def load_task(model_dir: str | Path) -> TaskSpec:
+    """The task a fine-tuned model was trained on (MODEL_DIR/task.json)."""
+    path = Path(model_dir) / TASK_FILE
+    if not path.is_file():
+        raise ValueError(f"{model_dir} does not say which task it was fine-tuned on (no {TASK_FILE}): pass --task")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if d["task"] != "custom":
+        return get_task(d["task"])
+    return TaskSpec("custom", d["format"], d["text_a"], d["text_b"], d["label"], None, header=d["header"])
+
+
 def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True, strict: bool = False,
                   labels: tuple[str, ...] | None = None) -> ReadResult:
     """Read one file of `spec`'s format.
@@ -132,10 +157,10 @@ def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True
         raise FileNotFoundError(f"{spec.name} file not found: {path}")
     known = set(labels or spec.labels or ())
     result = ReadResult([])
-    for line_no, row, problem in _rows(spec, path):
+    for line_no, row_index, row, problem in _rows(spec, path, need_label=labelled is True):
         where = f"{path}:{line_no}"
         if problem is None:
-            problem, example = _example(spec, row, line_no, where, labelled, known)
+            problem, example = _example(spec, row, line_no, row_index, where, labelled, known)
             if example is not None and example.label in spec.skip_labels:
                 result.skipped += 1
                 continue
@@ -153,55 +178,63 @@ def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True
     return result
 
 
-def _rows(spec: TaskSpec, path: Path):
-    """Yield (line number, row, problem): a row is a dict (jsonl, headed tables) or a list."""
+def _rows(spec: TaskSpec, path: Path, need_label: bool):
+    """Yield (line number, 0-based data row, row, problem): a row is a dict (jsonl, headed tables) or a
+    list. need_label: a header must name the label column (else only the text columns)."""
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     columns = None
+    row_index = -1  # data rows: lines that are neither blank nor the header
     for i, line_bytes in enumerate(lines, start=1):
         try:
             line = line_bytes.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as e:
-            yield i, None, f"invalid UTF-8: byte {e.start}"
+            row_index += 1
+            yield i, row_index, None, f"invalid UTF-8: byte {e.start}"
             continue
         if i == 1:
             line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         if spec.format == "jsonl":
+            row_index += 1
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                yield i, None, f"not JSON: {e.msg}"
+                yield i, row_index, None, f"not JSON: {e.msg}"
                 continue
-            yield (i, row, None) if isinstance(row, dict) else (i, None, "not a JSON object")
+            yield (i, row_index, row, None) if isinstance(row, dict) else (i, row_index, None, "not a JSON object")
             continue
         cells = next(csv.reader([line], delimiter="\t" if spec.format == "tsv" else ",",
                                 quoting=csv.QUOTE_NONE if spec.format == "tsv" else csv.QUOTE_MINIMAL))
         if spec.header and columns is None:
             columns = cells
-            missing = [c for c in (spec.text_a, spec.text_b, spec.label) if c is not None and c not in cells]
+            needed = (spec.text_a, spec.text_b, spec.label if need_label else None)
+            missing = [c for c in needed if c is not None and c not in cells]
             if missing:
                 raise ValueError(f"{path}:{i}: header {cells} lacks the column(s) {missing}")
             continue
+        row_index += 1
         if columns is not None:
             if len(cells) != len(columns):
-                yield i, None, f"wrong column count: {len(cells)} columns, header has {len(columns)}"
+                yield i, row_index, None, f"wrong column count: {len(cells)} columns, header has {len(columns)}"
                 continue
-            yield i, dict(zip(columns, cells)), None
+            yield i, row_index, dict(zip(columns, cells)), None
         else:
-            yield i, cells, None
+            yield i, row_index, cells, None
 
 
 def _field(row, key):
+    if key is None:
+        return None
     if isinstance(row, dict):
         return row.get(key)
     return row[key] if key < len(row) else None
 
 
-def _example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | None, known: set[str]):
+def _example(spec: TaskSpec, row, line_no: int, row_index: int, where: str, labelled: bool | None, known: set[str]):
     """(problem, example) for one parsed row."""
     if isinstance(row, list):
         needed = max(c for c in (spec.text_a, spec.text_b, spec.label) if c is not None) + 1
@@ -222,7 +255,7 @@ def _example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | Non
             return f"unknown label: {label!r} (a header line where none is expected?)", None
         if labelled is not False:
             return f"unknown label: {label!r} (known: {', '.join(sorted(known))})", None
-    row_id = row.get(spec.id_field, line_no) if isinstance(row, dict) and spec.id_field else line_no
+    row_id = row.get(spec.id_field, row_index) if isinstance(row, dict) and spec.id_field else row_index
     return None, Example(text_a.strip(), text_b.strip() if text_b is not None else None, label, row_id, where)
 
 
