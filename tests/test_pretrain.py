@@ -142,6 +142,10 @@ def test_torchrun_two_processes_equal_one_with_double_batch(setup, tmp_path):
 def test_missing_data_and_resume_without_checkpoint(setup, tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "--data folder not found" in capsys.readouterr().err
+    (tmp_path / "texts").mkdir()  # a folder, but not prepare-data's output
+    assert main(["pretrain", "--data", str(tmp_path / "texts"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "not a prepared data directory" in err and "albert-zh prepare-data" in err
     assert main(cli_args(setup, tmp_path / "r", "--resume")) == 2
     assert "no complete checkpoint" in capsys.readouterr().err
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from albert_zh.checkpoint import write_atomic
-from albert_zh.data import PretrainingDataset
+from albert_zh.data import PretrainingDataset, read_manifest
 from albert_zh.model import AlbertConfig, AlbertForPreTraining
 from albert_zh.optim import Lamb, adamw, parameter_groups, warmup_polynomial_decay
 from albert_zh.tokenizer import load_tokenizer
@@ -440,6 +440,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     run_dir = Path(config.out)
     if not Path(config.data).is_dir():
         raise FileNotFoundError(f"--data folder not found: {config.data}")
+    for folder in filter(None, (config.data, config.eval_data)):
+        read_manifest(folder)  # a folder that is not prepare-data's output is named as such, before any work
     if config.resume and not list_checkpoints(run_dir):
         raise FileNotFoundError(f"--resume: no complete checkpoint in {run_dir / CHECKPOINTS}")
     if not config.resume and list_checkpoints(run_dir):
