@@ -270,6 +270,15 @@ def test_patience_stops_early_in_bf16(pretrained, senti, tmp_path):
     assert [h["epoch"] for h in results["history"]] == [1, 2] and results["best_epoch"] == 1
 
 
+def test_off_a_terminal_progress_is_a_line_per_epoch(pretrained, senti, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    ft.finetune(ft.FinetuneConfig(task="chnsenticorp", model=str(pretrained), out=str(tmp_path), data_dir=str(senti),
+                                  epochs=2, batch_size=16, max_seq_length=16))
+    assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("epoch")] == [
+        "epoch 1", "epoch 2"]
+
+
 def test_strict_turns_a_bad_row_into_an_error(pretrained, tmp_path, capsys):
     write_senti(tmp_path / "train.tsv", [(1, "好"), (0, "差"), (7, "未知标签")])
     write_senti(tmp_path / "dev.tsv", [(1, "好"), (0, "差")])

@@ -207,6 +207,15 @@ def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
     assert (resumed / "model.safetensors").is_file()
 
 
+def test_off_a_terminal_progress_is_a_line_per_tenth_of_the_run(setup, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    pretrain(PretrainConfig(data=str(setup / "data"), out=str(tmp_path / "r"), config=str(setup / "small.json"),
+                            batch_size=8, max_steps=20))
+    assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
+    steps = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("step ")]
+    assert steps == [f"step {s}/20" for s in range(2, 21, 2)]
+
+
 def test_sop_weight_scales_the_sentence_order_gradient_only(setup):
     dataset = PretrainingDataset(setup / "data")
     batch = dataset.collate([dataset[i] for i in range(8)])

@@ -170,7 +170,9 @@ def predict_probabilities(model: AlbertForSequenceClassification, data: Encoded,
     model.eval()
     out = []
     steps = math.ceil(len(data) / batch_size)
-    for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False, disable=desc is None):
+    # disable=None: no bar off a terminal, where it would write a run of carriage returns into the file
+    for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False,
+                      disable=True if desc is None else None):
         batch.pop("labels", None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**batch).logits
@@ -262,7 +264,7 @@ def finetune(config: FinetuneConfig) -> dict:
         order_rng.shuffle(order)
         losses = []
         bar = tqdm(batches(train, config.batch_size, tokenizer.pad_id, order), total=steps_per_epoch,
-                   desc=f"epoch {epoch}/{config.epochs}", unit="batch")
+                   desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=None)  # off a terminal: the epoch's log line
         for batch in bar:
             losses.append(train_step(model, optimizer, scheduler, batch, config.precision))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -516,7 +518,7 @@ def download(task: str, to: str | Path, url: str | None = None, sha256: str | No
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=task) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=task, disable=None) as bar:
             while chunk := response.read(1 << 16):
                 f.write(chunk)
                 digest.update(chunk)

@@ -510,6 +510,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     started = time.perf_counter()
     train_seconds, sequences, last_saved, last_eval = 0.0, 0, step, None
     bar = tqdm(total=config.max_steps, initial=step, desc="pretrain", unit="step", disable=not procs.main or None)
+    # off a terminal the bar is off (in a file it is a run of carriage returns): a log line every tenth of the run
+    log_every = max(1, config.max_steps // 10) if procs.main and bar.disable else 0
     try:
         while step < config.max_steps:
             tick = time.perf_counter()
@@ -527,6 +529,9 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
                 bar.update(1)
                 bar.set_postfix_str(f"loss {result['loss']:.3f} lr {lr:.2e} {sequences / train_seconds:.1f} seq/s",
                                     refresh=False)
+                if log_every and step % log_every == 0:
+                    log.info("step %d/%d: loss %.3f, lr %.2e, %.1f sequences/s", step, config.max_steps,
+                             result["loss"], lr, sequences / train_seconds)
             if step % config.save_every == 0:
                 checkpoint()
                 last_saved = step
