@@ -213,13 +213,14 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
     p.add_argument("--sop-weight", type=float, default=d.sop_weight,
                    help="weight of the sentence-order loss in the total (default: 1, the seed's); on a small "
-                        "budget 10 gets SOP off chance sooner (README: the 30-minute run)")
+                        "budget 10 gets SOP off chance sooner (EVALUATION.md: the 30-minute run)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=d.precision,
                    help="fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU) (default: fp32)")
     p.add_argument("--save-every", type=int, default=d.save_every,
                    help=f"write a checkpoint every N steps (default: {d.save_every})")
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
-                   help=f"newest checkpoints kept (default: {d.keep_checkpoints})")
+                   help=f"newest checkpoints kept; 0: none written, the run cannot be resumed "
+                        f"(default: {d.keep_checkpoints})")
     p.add_argument("--eval-data", help="held-out folder written by prepare-data: MLM and SOP accuracy and loss, "
                         "and MLM accuracy where the input was changed (what only context can tell)")
     p.add_argument("--eval-every", type=int, default=d.eval_every,

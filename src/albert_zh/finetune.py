@@ -282,7 +282,8 @@ def finetune(config: FinetuneConfig) -> dict:
             if config.patience is not None and bad_epochs >= config.patience:
                 log.info("no better dev accuracy for %d epochs: stopping early", bad_epochs)
                 break
-    plot_curve(history, out / CURVE_NAME)
+    same_file = files["dev"].resolve() == files["train"].resolve()
+    plot_curve(history, out / CURVE_NAME, f"fine-tuning {spec.name}", "dev (= train file)" if same_file else "dev")
 
     results = {"task": spec.name, "labels": list(labels), "config": asdict(config), "history": history,
                "best_epoch": best["epoch"], "dev": best["dev"],
@@ -335,7 +336,8 @@ def test_with(spec: TaskSpec, test_file: Path, out: Path, config: FinetuneConfig
     return {"test": evaluate(out / BEST_DIR, spec, test_file, strict=config.strict)}
 
 
-def plot_curve(history: list[dict], path: Path):
+def plot_curve(history: list[dict], path: Path, title: str = "fine-tuning", dev: str = "dev"):
+    """Loss and dev scores by epoch; `dev` names what the dev scores were measured on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,11 +345,13 @@ def plot_curve(history: list[dict], path: Path):
 
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
-    left.plot(epochs, [h["dev_loss"] for h in history], "o-", label="dev loss")
-    right.plot(epochs, [h["dev_accuracy"] for h in history], "o-", label="dev accuracy")
-    right.plot(epochs, [h["dev_macro_f1"] for h in history], "o-", label="dev macro-F1")
-    for ax in (left, right):
+    fig.suptitle(title)
+    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss (mean over the epoch)")
+    left.plot(epochs, [h["dev_loss"] for h in history], "o-", label=f"{dev} loss")
+    right.plot(epochs, [h["dev_accuracy"] for h in history], "o-", label=f"{dev} accuracy")
+    right.plot(epochs, [h["dev_macro_f1"] for h in history], "o-", label=f"{dev} macro-F1")
+    for ax, panel in ((left, "loss"), (right, "accuracy and macro-F1")):
+        ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.legend()
         ax.grid(alpha=0.3)
