@@ -28,17 +28,34 @@ def test_every_command_has_help(verb, capsys):
     assert COMMANDS[verb][2] in capsys.readouterr().out
 
 
-def test_demo_runs_the_main_job(tmp_path):
-    result = run_cli("demo", "--out", str(tmp_path / "demo"))
+def test_demo_runs_the_main_job_and_names_the_files_to_open(demo_run):
+    root, result = demo_run
     assert result.returncode == 0, result.stderr
     for stage in ("prepare-data", "pretrain", "finetune", "export", "similarity query"):
         assert stage in result.stdout
-    best = tmp_path / "demo" / "finetune" / "best"
-    for name in ("model.safetensors", "model.onnx", "model.int8.onnx"):
-        assert (best / name).is_file()
-    assert (tmp_path / "demo" / "pretrain" / "model" / "model.safetensors").is_file()
+    output = result.stdout + result.stderr
+    assert len(output.encode()) < 4096 and "\r" not in output  # a log file of it stays readable
+    named = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith(("model: ", "curves: "))]
+    named += [line.split(": ONNX ")[0] for line in result.stdout.splitlines() if ".onnx: ONNX " in line]
+    demo = "runs/demo"
+    assert sorted(named) == sorted([f"{demo}/pretrain/model", f"{demo}/pretrain/curves.png", f"{demo}/finetune/best",
+                                    f"{demo}/finetune/curve.png", f"{demo}/finetune/best/model.onnx",
+                                    f"{demo}/finetune/best/model.int8.onnx"])
+    assert all((root / path).exists() for path in named)
+    assert (root / demo / "pretrain" / "model" / "model.safetensors").is_file()
     scores = [float(line.split()[0]) for line in result.stdout.splitlines() if "我喜欢妈妈做的汤 / " in line]
     assert len(scores) == 1 and 0 <= scores[0] <= 1
+
+
+def test_the_demo_keeps_what_it_writes_small(demo_run):
+    root, result = demo_run
+    assert result.returncode == 0, result.stderr
+    files = [p for p in (root / "runs" / "demo").rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix == ".pt"]  # no pretraining checkpoints: a newcomer never resumes
+    assert sum(p.stat().st_size for p in files) < 64 * 2**20  # four copies of a 16 MB model, at most
+
+
+def test_the_demo_refuses_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("a user's file")
     refused = run_cli("demo", "--out", str(tmp_path / "other"))

@@ -1,6 +1,8 @@
 """ONNX export: parity with PyTorch on shapes it was not traced with, the shared layer stored once, int8."""
 
 import collections
+import logging
+import sys
 
 import numpy as np
 import onnx
@@ -8,8 +10,9 @@ import pytest
 import torch
 from deploy_fixtures import SMALL, save_classifier, save_encoder
 
+from albert_zh.backends import load_torch_model, onnx_backend
+from albert_zh.cli import main
 from albert_zh.export import export_onnx, sample_inputs
-from albert_zh.inference import load_torch_model, onnx_backend
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +86,31 @@ def test_bad_requests(classifier_dir, tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_cli_export_says_each_line_once(classifier_dir, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    assert main(["export", str(classifier_dir), "--out", str(tmp_path / "model.onnx")]) == 0
+    said = capsys.readouterr().out + "".join(record.getMessage() for record in caplog.records)
+    assert said.count("max |exported - PyTorch|") == 1 and said.count(f"{tmp_path / 'model.onnx'}: ONNX fp32") == 1
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_export_without_the_deploy_extra_names_it(classifier_dir, tmp_path, monkeypatch, capsys, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    assert main(["export", str(classifier_dir), "--out", str(tmp_path / "model.onnx")]) == 2
+    assert "pip install 'albert_zh[deploy]'" in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()
+
+
 def test_litert_matches_pytorch(classifier_dir, tmp_path):
     pytest.importorskip("litert_torch", reason="litert-torch not installed (pip install 'albert_zh[litert]', ~2 GB)")
+    from albert_zh.backends import litert_backend
     from albert_zh.export import export_litert
-    from albert_zh.inference import litert_backend
 
     report = export_litert(classifier_dir, tmp_path / "model.tflite", max_seq_length=32)
     assert report.max_abs_diff <= 1e-4
     assert report.size_bytes <= 1.1 * (classifier_dir / "model.safetensors").stat().st_size
     arrays = sample_inputs(21128, shapes=((3, 20),), seed=4)[0]
-    got, expected = litert_backend(tmp_path / "model.tflite")(*arrays), torch_outputs(classifier_dir, arrays)
+    got = litert_backend(tmp_path / "model.tflite", ("logits", "pooled_output"))(*arrays)
+    expected = torch_outputs(classifier_dir, arrays)
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], atol=1e-4, err_msg=name)

@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,9 +115,42 @@ def test_predict_writes_ids_labels_probabilities(trained, senti, tmp_path):
     n = ft.predict(out / "best", get_task("chnsenticorp"), senti / "test.tsv", tmp_path / "p.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert n == len(rows) == 16
-    assert [r["id"] for r in rows] == list(range(2, 18))  # line numbers (this format has no id field)
+    assert [r["id"] for r in rows] == list(range(16))  # 0-based rows, the header not counted (no id field)
     assert rows[0]["label"] == "0" and rows[-1]["label"] == "1"  # test.tsv is dev reversed
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+
+
+def write_reviews(path, rows, header="评论,情感"):
+    path.write_text(header + "\n" + "".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_a_custom_model_remembers_its_task_for_evaluate_and_predict(pretrained, tmp_path, capsys):
+    rows = [(w, "pos") for w in POSITIVE] + [(w, "neg") for w in NEGATIVE]
+    train, dev = write_reviews(tmp_path / "train.csv", rows * 2), write_reviews(tmp_path / "dev.csv", rows)
+    best = str(tmp_path / "run" / "best")
+    assert cli.main(["finetune", "--task", "custom", "--text-a-col", "评论", "--label-col", "情感", "--header",
+                     "--model", str(pretrained), "--train", train, "--dev", dev, "--out", str(tmp_path / "run"),
+                     "--epochs", "1", "--max-seq-length", "8"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", best, "--data", dev]) == 0  # no --task, no columns: task.json says
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["examples"] == 16
+    unlabelled = write_reviews(tmp_path / "new.csv", [("很好",), ("难吃",)], header="评论")
+    assert cli.main(["predict", "--model", best, "--input", unlabelled, "--output", str(tmp_path / "a.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [0, 1] and {r["label"] for r in rows} <= {"neg", "pos"}
+    (Path(best) / "task.json").unlink()  # a model fine-tuned before task.json existed
+    assert cli.main(["predict", "--model", best, "--input", unlabelled, "--output", str(tmp_path / "b.jsonl")]) == 2
+    assert "pass --task" in capsys.readouterr().err
+
+
+def test_predict_a_custom_file_without_labels(trained, tmp_path, capsys):
+    out, _ = trained
+    unlabelled = write_reviews(tmp_path / "new.csv", [("很好",), ("难吃",), ("喜欢",)], header="评论")
+    assert cli.main(["predict", "--model", str(out / "best"), "--task", "custom", "--text-a-col", "评论", "--header",
+                     "--input", unlabelled, "--output", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in rows] == [(0, "1"), (1, "0"), (2, "1")]
 
 
 def test_label_map_mismatch_is_an_error(trained, tmp_path):
@@ -235,6 +269,15 @@ def test_patience_stops_early_in_bf16(pretrained, senti, tmp_path):
                                epochs=5, batch_size=16, lr=1e-12, patience=1, precision="bf16", max_seq_length=16)
     results = ft.finetune(config)
     assert [h["epoch"] for h in results["history"]] == [1, 2] and results["best_epoch"] == 1
+
+
+def test_off_a_terminal_progress_is_a_line_per_epoch(pretrained, senti, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    ft.finetune(ft.FinetuneConfig(task="chnsenticorp", model=str(pretrained), out=str(tmp_path), data_dir=str(senti),
+                                  epochs=2, batch_size=16, max_seq_length=16))
+    assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("epoch")] == [
+        "epoch 1", "epoch 2"]
 
 
 def test_strict_turns_a_bad_row_into_an_error(pretrained, tmp_path, capsys):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from deploy_fixtures import PAIRS, save_classifier, save_encoder
 
-from albert_zh.inference import Classifier, SentenceSimilarity, load_backend, load_torch_model
+from albert_zh.backends import load_torch_model
+from albert_zh.inference import Classifier, SentenceSimilarity, load_backend
 from albert_zh.tokenizer import load_tokenizer
 
 

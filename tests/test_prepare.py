@@ -288,7 +288,11 @@ def test_empty_corpus_fails_without_shards(tmp_path):
     corpus.write_text("\n\n只有一句。\n\n   \n", encoding="utf-8")
     with pytest.raises(ValueError, match="no training instances"):
         prepare_data(config([corpus], tmp_path / "out"))
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # a failed command leaves nothing behind
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match="no training instances"):
+        prepare_data(config([corpus], tmp_path / "mine"))
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())  # the user's folder stays
 
 
 def test_foreign_shards_are_refused(tmp_path):

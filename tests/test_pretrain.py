@@ -4,6 +4,7 @@ torchrun on 2 CPU processes equal to 1 process with the double batch, and bad in
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,6 +143,10 @@ def test_torchrun_two_processes_equal_one_with_double_batch(setup, tmp_path):
 def test_missing_data_and_resume_without_checkpoint(setup, tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "--data folder not found" in capsys.readouterr().err
+    (tmp_path / "texts").mkdir()  # a folder, but not prepare-data's output
+    assert main(["pretrain", "--data", str(tmp_path / "texts"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "not a prepared data directory" in err and "albert-zh prepare-data" in err
     assert main(cli_args(setup, tmp_path / "r", "--resume")) == 2
     assert "no complete checkpoint" in capsys.readouterr().err
 
@@ -201,6 +206,29 @@ def test_full_disk_keeps_the_previous_checkpoint(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain_module.torch, "save", real_save)
     resumed = pretrain(PretrainConfig(**{**config.__dict__, "resume": True}))
     assert (resumed / "model.safetensors").is_file()
+
+
+def test_off_a_terminal_progress_is_a_line_per_tenth_of_the_run(setup, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    pretrain(PretrainConfig(data=str(setup / "data"), out=str(tmp_path / "r"), config=str(setup / "small.json"),
+                            batch_size=8, max_steps=20))
+    assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
+    steps = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("step ")]
+    assert steps == [f"step {s}/20" for s in range(2, 21, 2)]
+
+
+def test_curves_say_where_the_evaluation_was_measured_and_no_checkpoints_is_an_option(setup, tmp_path):
+    shutil.copytree(setup / "data", tmp_path / "held_out")  # the same instances, but another folder
+    for eval_data, measured in ((setup / "data", "eval on training data"), (tmp_path / "held_out", "held-out")):
+        run = tmp_path / measured
+        pretrain(PretrainConfig(data=str(setup / "data"), out=str(run), config=str(setup / "small.json"), batch_size=8,
+                                max_steps=4, eval_every=2, eval_data=str(eval_data), keep_checkpoints=0))
+        assert not list_checkpoints(run) and (run / "model" / "model.safetensors").is_file()
+        figure = pretrain_module.curves_figure(run)
+        labels = [t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        assert f"{measured} sop accuracy" in labels and f"{measured} mlm loss" in labels
+        assert [ax.get_title() for ax in figure.axes] == ["MLM and SOP loss", "MLM and SOP accuracy", "learning rate"]
+        assert pretrain_module.plot_run(run).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_sop_weight_scales_the_sentence_order_gradient_only(setup):

@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+import sys
 
 import httpx
 import numpy as np
@@ -91,6 +92,19 @@ def test_classify_needs_exactly_one_of_texts_and_pairs(client):
     assert client.post("/classify", json={"texts": ["好"], "pairs": PAIRS}).status_code == 422
     assert client.post("/classify", json={}).status_code == 422
     assert client.post("/classify", json={"texts": ["这家酒店很干净"]}).json()["results"][0]["label"] in ("0", "1")
+
+
+def test_a_json_body_is_read_whatever_content_type_curl_declares(client):
+    form = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` sends
+    answer = client.post("/similarity", content=json.dumps({"pairs": PAIRS[:2]}), headers=form)
+    assert answer.status_code == 200 and len(answer.json()["scores"]) == 2
+    assert client.post("/similarity", content="pairs=a,b", headers=form).status_code == 422
+
+
+def test_serve_without_the_deploy_extra_names_it(model_dir, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
+    assert main(["serve", str(model_dir)]) == 2
+    assert "pip install 'albert_zh[deploy]'" in capsys.readouterr().err
 
 
 def test_missing_or_broken_model_fails_at_start_up(tmp_path, capsys):

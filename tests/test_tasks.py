@@ -72,7 +72,7 @@ def test_lcqmc_and_bq_read_tab_separated_pairs(tmp_path):
     for task in ("lcqmc", "bq"):
         result = read_examples(get_task(task), path)
         assert [(e.text_b, e.label, e.id) for e in result.examples] == [
-            ("爱打篮球的男生喜欢什么样的女生", "1", 1), ("我想换个手机", "0", 2)]
+            ("爱打篮球的男生喜欢什么样的女生", "1", 0), ("我想换个手机", "0", 1)]  # ids: 0-based rows
 
 
 def test_chnsenticorp_reads_its_header(tmp_path):
@@ -108,7 +108,7 @@ def test_bad_rows_are_counted_with_file_and_line(tmp_path):
                      "\tb句\t0\n"  # empty text
                      .encode() + b"\xff\xfe bad\tb\t1\n" + "好的\t对的\t0\n".encode())
     result = read_examples(get_task("lcqmc"), path)
-    assert [e.id for e in result.examples] == [1, 6]
+    assert [e.id for e in result.examples] == [0, 5]  # rows of the file, bad ones counted
     reasons = {b.line: b.reason for b in result.bad_rows}
     assert sorted(reasons) == [2, 3, 4, 5]
     assert reasons[2].startswith("wrong column count")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from albert_zh.inference import BACKENDS, EXPORTED_FILES, load_backend
+from albert_zh.backends import BACKENDS, EXPORTED_FILES
+from albert_zh.inference import load_backend
 
 
 @dataclass(frozen=True)

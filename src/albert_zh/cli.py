@@ -107,8 +107,8 @@ def _export_arguments(p: argparse.ArgumentParser):
 def _export(args):
     from pathlib import Path
 
+    from albert_zh.backends import EXPORTED_FILES
     from albert_zh.export import export_litert, export_onnx
-    from albert_zh.inference import EXPORTED_FILES
 
     if args.fmt == "litert":
         if args.quantize or args.portable:
@@ -213,13 +213,14 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
     p.add_argument("--sop-weight", type=float, default=d.sop_weight,
                    help="weight of the sentence-order loss in the total (default: 1, the seed's); on a small "
-                        "budget 10 gets SOP off chance sooner (README: the 30-minute run)")
+                        "budget 10 gets SOP off chance sooner (EVALUATION.md: the 30-minute run)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=d.precision,
                    help="fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU) (default: fp32)")
     p.add_argument("--save-every", type=int, default=d.save_every,
                    help=f"write a checkpoint every N steps (default: {d.save_every})")
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
-                   help=f"newest checkpoints kept (default: {d.keep_checkpoints})")
+                   help=f"newest checkpoints kept; 0: none written, the run cannot be resumed "
+                        f"(default: {d.keep_checkpoints})")
     p.add_argument("--eval-data", help="held-out folder written by prepare-data: MLM and SOP accuracy and loss, "
                         "and MLM accuracy where the input was changed (what only context can tell)")
     p.add_argument("--eval-every", type=int, default=d.eval_every,
@@ -252,10 +253,13 @@ def _plot(args):
     from albert_zh.pretrain import plot_run
 
     print(plot_run(args.run_dir, args.out))
-def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
+def _task_arguments(p: argparse.ArgumentParser, fine_tuned: bool = False):
+    """fine_tuned: the command reads a fine-tuned model, which recorded its task (MODEL/task.json)."""
     from albert_zh.tasks import TASK_NAMES
 
-    p.add_argument("--task", required=True, choices=TASK_NAMES, help="the task, which fixes the file format and labels")
+    p.add_argument("--task", required=not fine_tuned, choices=TASK_NAMES,
+                   help="the task, which fixes the file format and labels" +
+                        (" (default: the one the model was fine-tuned on, from MODEL/task.json)" if fine_tuned else ""))
     p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping and counting")
     p.add_argument("--stride", type=int, help="entity tasks: pieces shared by the overlapping windows of a text "
                                               "longer than --max-seq-length (default: half a window)")
@@ -266,20 +270,24 @@ def _task_arguments(p: argparse.ArgumentParser, custom_help: bool = True):
                         "Default: from the extension")
     g.add_argument("--text-a-col", help="column (name, or 0-based number without --header) of the first text")
     g.add_argument("--text-b-col", help="column of the second text, for sentence pairs")
-    g.add_argument("--label-col", help="column of the label")
+    g.add_argument("--label-col", help="column of the label" + (" (predict: not needed)" if fine_tuned else ""))
     g.add_argument("--header", action="store_true", help="csv/tsv: the first line names the columns")
 
 
-def _task_spec(args, path: str):
+def _task_spec(args, path: str, labelled: bool = True):
+    """The task as given by the flags, else as the fine-tuned model recorded it. labelled: the file
+    must have labels (evaluate), or may lack them (predict)."""
     from albert_zh.finetune import format_of, ner_format_of
-    from albert_zh.tasks import custom_task, get_task, ner_task
+    from albert_zh.tasks import custom_task, get_task, load_task, ner_task
 
+    if args.task is None:
+        return load_task(args.model)
     if args.task == "ner":
         return ner_task(args.file_format or ner_format_of(path))
     if args.task != "custom":
         return get_task(args.task)
-    if args.text_a_col is None or args.label_col is None:
-        raise ValueError("--task custom needs --text-a-col and --label-col")
+    if args.text_a_col is None or (labelled and args.label_col is None):
+        raise ValueError("--task custom needs --text-a-col" + (" and --label-col" if labelled else ""))
     return custom_task(args.file_format or format_of(path), args.text_a_col, args.text_b_col, args.label_col,
                        args.header)
 
@@ -323,7 +331,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser):
     p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
     p.add_argument("--data", required=True, help="a labelled file in the task's format")
     p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
-    _task_arguments(p)
+    _task_arguments(p, fine_tuned=True)
 
 
 def _evaluate(args):
@@ -343,16 +351,18 @@ def _evaluate(args):
 def _predict_arguments(p: argparse.ArgumentParser):
     p.add_argument("--model", required=True, help="a fine-tuned model directory (e.g. OUT/best of finetune)")
     p.add_argument("--input", required=True, help="a file in the task's format (labels, if any, are ignored)")
-    p.add_argument("--output", required=True, help="json lines: id, label, probabilities; for entity tasks "
-                                                    "id, text, entities [{type, start, end, text}] (end exclusive)")
+    p.add_argument("--output", required=True,
+                   help="json lines: id, label, probabilities; for entity tasks id, text, entities [{type, start, "
+                        "end, text}] (end exclusive). The id is the input's own where its format has one (CLUE's "
+                        "\"id\"), else the 0-based row (a header line not counted)")
     p.add_argument("--max-seq-length", type=int, default=128, help="default: 128")
-    _task_arguments(p)
+    _task_arguments(p, fine_tuned=True)
 
 
 def _predict(args):
     from albert_zh.finetune import predict
 
-    n = predict(args.model, _task_spec(args, args.input), args.input, args.output,
+    n = predict(args.model, _task_spec(args, args.input, labelled=False), args.input, args.output,
                 max_seq_length=args.max_seq_length, stride=args.stride, strict=args.strict)
     print(f"{n} predictions written to {args.output}")
 
@@ -408,10 +418,8 @@ COMMANDS = {
     "inspect-data": (_inspect_arguments, _inspect, "decode instances of a prepare-data folder (text or JSON lines)"),
     "pretrain": (_pretrain_arguments, _pretrain, "pretrain (MLM + SOP) with LAMB on prepared data; resumable, torchrun-ready"),
     "plot": (_plot_arguments, _plot, "draw a pretraining run's loss, accuracy and learning-rate curves (PNG)"),
-    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier or entity tagger: LCQMC, CLUE, ChnSentiCorp, "
-                                                 "CLUENER, MSRA or your own files"),
-    "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON; "
-                                                 "entity P/R/F1 per type)"),
+    "finetune": (_finetune_arguments, _finetune, "fine-tune a classifier or an entity tagger (CLUE, CLUENER, MSRA, ...)"),
+    "evaluate": (_evaluate_arguments, _evaluate, "score a fine-tuned model on a labelled task file (prints JSON)"),
     "predict": (_predict_arguments, _predict, "write a fine-tuned model's predictions for a task file (json lines)"),
     "clue": (_clue_arguments, _clue, "every CLUE task present: learning-rate search, best model, submission zip"),
     "download": (_download_arguments, _download, "fetch a CLUE task's data, checking its sha256"),

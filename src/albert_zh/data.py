@@ -38,7 +38,8 @@ def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         hint = " (an unfinished run: re-run prepare-data to resume it)" if (path.parent / "progress.json").exists() else ""
-        raise FileNotFoundError(f"{path} not found: not a prepared data directory{hint}")
+        raise FileNotFoundError(f"{path.parent} is not a prepared data directory (no {MANIFEST}){hint}: make one with "
+                                f"`albert-zh prepare-data CORPUS --out {path.parent}`")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")

@@ -3,7 +3,8 @@
 sample_corpus.txt -> prepare-data -> pretrain (albert_tiny, a few steps) -> fine-tune on
 sample_pairs.txt (LCQMC format) -> export to ONNX int8 -> a similarity query. The sample is
 tiny (12 documents, 48 pairs), so the numbers show that every stage runs end to end, not
-what the model can learn; the README reports the real-data runs.
+what the model can learn; EVALUATION.md reports the real-data runs. It names every file a
+user would open (models, curves, ONNX files) and keeps what it writes small: no resume checkpoints.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 import torch
 
 from albert_zh.export import export_onnx
-from albert_zh.finetune import BEST_DIR, FinetuneConfig, finetune
+from albert_zh.finetune import BEST_DIR, CURVE_NAME, FinetuneConfig, finetune
 from albert_zh.inference import SentenceSimilarity
 from albert_zh.model import AlbertConfig, closed_form_parameter_count
 from albert_zh.prepare import PrepareConfig, prepare_data
-from albert_zh.pretrain import PretrainConfig, pretrain
+from albert_zh.pretrain import PretrainConfig, plot_run, pretrain
 
 MARKER = ".albert_zh_demo"
 QUERIES = [("我喜欢妈妈做的汤", "妈妈做的汤我很喜欢喝"), ("今天天气怎么样", "今天股市怎么样"),
@@ -65,8 +66,8 @@ def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetu
     _step(f"3. pretrain: MLM + sentence order, LAMB, {pretrain_steps} steps")
     model_dir = pretrain(PretrainConfig(data=str(out / "data"), out=str(out / "pretrain"), config="tiny",
                                         batch_size=16, max_steps=pretrain_steps, warmup_steps=pretrain_steps // 10,
-                                        save_every=pretrain_steps // 2, eval_every=pretrain_steps // 2,
-                                        eval_data=str(out / "data")))
+                                        keep_checkpoints=0,  # resume checkpoints (51 MB each) a newcomer never needs
+                                        eval_every=pretrain_steps // 2, eval_data=str(out / "data")))
     records = [json.loads(line) for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     final_eval = [r for r in records if r["split"] == "eval"][-1]
@@ -75,7 +76,8 @@ def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetu
           f"guessing the most frequent one: {final_eval['mlm_copy_or_most_frequent_accuracy']:.1%}), "
           f"SOP accuracy {final_eval['sop_accuracy']:.1%} "
           "(measured on the training sample itself: it has no held-out part)")
-    print(f"checkpoints in {out / 'pretrain' / 'checkpoints'}, the model in {model_dir}")
+    pretrain_curves = plot_run(out / "pretrain")
+    print(f"model: {model_dir}\ncurves: {pretrain_curves}")
 
     _step(f"4. finetune: sentence-pair similarity (LCQMC format), {finetune_epochs} epochs on 48 bundled pairs")
     pairs = _resource("sample_pairs.txt")
@@ -83,8 +85,8 @@ def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetu
                                       dev=pairs, epochs=finetune_epochs, batch_size=16, lr=5e-4, max_seq_length=32,
                                       seed=0))
     curve = " ".join(f"{h['dev_accuracy']:.2f}" for h in results["history"])
-    print(f"accuracy on the training pairs by epoch: {curve}; best epoch {results['best_epoch']} "
-          f"-> {out / 'finetune' / BEST_DIR}")
+    print(f"accuracy on the training pairs by epoch: {curve}; best epoch {results['best_epoch']}\n"
+          f"model: {out / 'finetune' / BEST_DIR}\ncurves: {out / 'finetune' / CURVE_NAME}")
 
     _step("5. export: ONNX fp32 and int8, checked against PyTorch")
     best = out / "finetune" / BEST_DIR

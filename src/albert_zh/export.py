@@ -24,28 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from albert_zh.backends import INPUTS, ModelOutputs, litert_backend, load_torch_model, onnx_backend, require_extra
 from albert_zh.checkpoint import write_atomic
-from albert_zh.inference import is_classifier, load_torch_model, onnx_backend
-from albert_zh.model import AlbertForSequenceClassification
 
-log = logging.getLogger(__name__)
-
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FP32_TOLERANCE = 1e-4
-
-
-class _Outputs(torch.nn.Module):
-    """The model with plain tensor outputs, the form the exporter takes."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-        self.classifier = isinstance(model, AlbertForSequenceClassification)
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        encoder = self.model.albert if self.classifier else self.model
-        pooled = encoder(input_ids, attention_mask, token_type_ids).pooled_output
-        return (self.model.classifier(pooled), pooled) if self.classifier else (pooled,)
 
 
 @dataclass
@@ -88,9 +70,9 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
     model_dir, out = Path(model_dir), Path(out)
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize {quantize!r}: only int8 is supported")
+    require_extra("deploy", "onnx", "onnxruntime")  # before any work
     model = load_torch_model(model_dir)
-    wrapped = _Outputs(model).eval()
-    names = ["logits", "pooled_output"] if is_classifier(model_dir) else ["pooled_output"]
+    wrapped = ModelOutputs(model).eval()
     max_seq_length = min(max_seq_length, model.config.max_position_embeddings)
     samples = sample_inputs(model.config.vocab_size, shapes=((2, 16), (3, max_seq_length)))
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
@@ -100,9 +82,9 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
             warnings.simplefilter("ignore")  # the tracer's notes on the input checks that become constants
             # The TorchScript exporter: it keeps a shared parameter as one initializer; the
             # dynamo exporter cannot trace the model's input checks (data-dependent branches).
-            torch.onnx.export(wrapped, example, str(fp32), input_names=list(INPUTS), output_names=names,
+            torch.onnx.export(wrapped, example, str(fp32), input_names=list(INPUTS), output_names=list(wrapped.names),
                               dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in INPUTS},
-                                            **{n: {0: "batch"} for n in names}},
+                                            **{n: {0: "batch"} for n in wrapped.names}},
                               opset_version=17, dynamo=False)
         _one_copy_of_each_weight(fp32)
         if not portable:
@@ -117,39 +99,30 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
                 quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
                                  extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
             _one_copy_of_each_weight(path)
-        diff = _max_difference(wrapped, path, names, samples)
+        diff = _max_difference(wrapped, onnx_backend(path), samples)
         if not quantize and diff > FP32_TOLERANCE:
             raise RuntimeError(f"exported graph differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp_path: os.replace(path, tmp_path))
-    report = ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize,
-                          fused=not portable)
-    for line in report.lines():
-        log.info("%s", line)
-    return report
+    return ExportReport(out, out.stat().st_size, (model_dir / "model.safetensors").stat().st_size, diff, quantize,
+                        fused=not portable)
 
 
 def export_litert(model_dir: str | Path, out: str | Path, max_seq_length: int = 128) -> ExportReport:
     """Write `out` (.tflite, inputs int32 [1, max_seq_length]) from `model_dir`, checked against PyTorch."""
-    try:
-        import litert_torch
-    except ImportError:
-        raise ValueError("LiteRT export needs litert-torch: pip install 'albert_zh[litert]' "
-                         "(about 2 GB with JAX; Linux and macOS)") from None
-    from albert_zh.inference import litert_backend
-
+    require_extra("litert", "litert_torch", "ai_edge_litert")  # about 2 GB with JAX; Linux and macOS
+    import litert_torch
     model_dir, out = Path(model_dir), Path(out)
     model = load_torch_model(model_dir)
-    wrapped = _Outputs(model).eval()
-    names = ["logits", "pooled_output"] if is_classifier(model_dir) else ["pooled_output"]
+    wrapped = ModelOutputs(model).eval()
     max_seq_length = min(max_seq_length, model.config.max_position_embeddings)
     samples = sample_inputs(model.config.vocab_size, shapes=((1, max_seq_length),))
     edge_model = litert_torch.convert(wrapped, tuple(torch.from_numpy(a) for a in samples[0]))
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         path = Path(tmp) / "model.tflite"
         edge_model.export(str(path))
-        diff = _max_difference(wrapped, path, names, samples + sample_inputs(model.config.vocab_size, ((2, 9),), 1),
-                               runner=litert_backend)
+        diff = _max_difference(wrapped, litert_backend(path, wrapped.names),
+                               samples + sample_inputs(model.config.vocab_size, ((2, 9),), 1))
         if diff > FP32_TOLERANCE:
             raise RuntimeError(f"LiteRT model differs from PyTorch by {diff:.2e} (> {FP32_TOLERANCE}); not written")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -211,12 +184,11 @@ def _quiet_logging():
         logging.disable(logging.NOTSET)
 
 
-def _max_difference(wrapped: torch.nn.Module, path: Path, names: list[str], samples, runner=onnx_backend) -> float:
-    run = runner(path)
+def _max_difference(wrapped: ModelOutputs, run, samples) -> float:
     diff = 0.0
     for arrays in samples:
         with torch.inference_mode():
             expected = wrapped(*(torch.from_numpy(a) for a in arrays))
         got = run(*arrays)
-        diff = max(diff, *(float(np.abs(got[n] - e.numpy()).max()) for n, e in zip(names, expected, strict=True)))
+        diff = max(diff, *(float(np.abs(got[n] - e.numpy()).max()) for n, e in zip(wrapped.names, expected, strict=True)))
     return diff

@@ -47,6 +47,7 @@ from albert_zh.tasks import (
     label_set,
     ner_task,
     read_examples,
+    save_task,
     task_files,
 )
 from albert_zh.tokenizer import ChineseTokenizer, load_tokenizer
@@ -205,7 +206,9 @@ def model_outputs(model, data: Encoded | EncodedEntities, batch_size: int = 128,
     was_training = model.training
     model.eval()
     steps = math.ceil(len(data) / batch_size)
-    for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False, disable=desc is None):
+    # disable=None: no bar off a terminal, where it would write a run of carriage returns into the file
+    for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False,
+                      disable=True if desc is None else None):
         batch.pop("labels", None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**batch).logits
@@ -333,7 +336,7 @@ def finetune(config: FinetuneConfig) -> dict:
         order_rng.shuffle(order)
         losses = []
         bar = tqdm(batches(train, config.batch_size, tokenizer.pad_id, order), total=steps_per_epoch,
-                   desc=f"epoch {epoch}/{config.epochs}", unit="batch")
+                   desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=None)  # off a terminal: the epoch's log line
         for batch in bar:
             losses.append(train_step(model, optimizer, scheduler, batch, config.precision))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -344,13 +347,14 @@ def finetune(config: FinetuneConfig) -> dict:
                  dev_metrics[spec.metric])
         if best is None or dev_metrics[spec.metric] > best["dev"][spec.metric]:
             best, bad_epochs = {"epoch": epoch, "dev": dev_metrics}, 0
-            save_best(model, tokenizer, out / BEST_DIR)
+            save_best(model, tokenizer, spec, out / BEST_DIR)
         else:
             bad_epochs += 1
             if config.patience is not None and bad_epochs >= config.patience:
                 log.info("no better dev %s for %d epochs: stopping early", spec.metric, bad_epochs)
                 break
-    plot_curve(history, out / CURVE_NAME)
+    same_file = files["dev"].resolve() == files["train"].resolve()
+    plot_curve(history, out / CURVE_NAME, f"fine-tuning {spec.name}", "dev (= train file)" if same_file else "dev")
 
     results = {"task": spec.name, "labels": list(labels), "config": asdict(config), "history": history,
                "best_epoch": best["epoch"], "dev": best["dev"], "train_examples": len(read["train"].examples),
@@ -394,11 +398,13 @@ def train_step(model, optimizer, scheduler, batch: dict, precision: str = "fp32"
     return loss.item()
 
 
-def save_best(model, tokenizer: ChineseTokenizer, path: Path):
-    """Write the checkpoint beside, then swap it in, so a crash never leaves a half-written best."""
+def save_best(model, tokenizer: ChineseTokenizer, spec: TaskSpec, path: Path):
+    """Write the checkpoint (with the task it was trained on) beside, then swap it in, so a crash
+    never leaves a half-written best."""
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, vocab_file=tokenizer.vocab_file)
+    save_task(spec, tmp)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
@@ -418,7 +424,8 @@ def test_with(spec: TaskSpec, test_file: Path, out: Path, config: FinetuneConfig
     return {"test": evaluate(out / BEST_DIR, spec, test_file, **sizes)}
 
 
-def plot_curve(history: list[dict], path: Path):
+def plot_curve(history: list[dict], path: Path, title: str = "fine-tuning", dev: str = "dev"):
+    """Loss and dev scores by epoch; `dev` names what the dev scores were measured on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -426,13 +433,16 @@ def plot_curve(history: list[dict], path: Path):
 
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
+    fig.suptitle(title)
+    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss (mean over the epoch)")
     if "dev_loss" in history[0]:
-        left.plot(epochs, [h["dev_loss"] for h in history], "o-", label="dev loss")
-    for key in ("accuracy", "macro_f1", "precision", "recall", "f1"):  # classification, or entities
-        if f"dev_{key}" in history[0]:
-            right.plot(epochs, [h[f"dev_{key}"] for h in history], "o-", label=f"dev {key.replace('_', '-')}")
-    for ax in (left, right):
+        left.plot(epochs, [h["dev_loss"] for h in history], "o-", label=f"{dev} loss")
+    scores = [k for k in ("accuracy", "macro_f1", "precision", "recall", "f1") if f"dev_{k}" in history[0]]
+    for key in scores:  # classification, or entities
+        right.plot(epochs, [h[f"dev_{key}"] for h in history], "o-", label=f"{dev} {key.replace('_', '-')}")
+    panels = ", ".join(k.replace("_", "-") for k in scores[:-1]) + " and " + scores[-1].replace("_", "-")
+    for ax, panel in ((left, "loss"), (right, panels)):
+        ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.legend()
         ax.grid(alpha=0.3)
@@ -626,7 +636,7 @@ def download(task: str, to: str | Path, url: str | None = None, sha256: str | No
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=task) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=task, disable=None) as bar:
             while chunk := response.read(1 << 16):
                 f.write(chunk)
                 digest.update(chunk)

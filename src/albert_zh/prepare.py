@@ -535,6 +535,7 @@ def prepare_data(config: PrepareConfig) -> PrepareSummary:
     if state is not None and "summary" in state:
         log.info("%s already holds this data (same inputs and options); nothing to do", out)
         return PrepareSummary(**state["summary"])
+    created = not out.exists()  # a run that yields nothing removes the folder it made
     out.mkdir(parents=True, exist_ok=True)
     # one worker = one core: tokenizers' own thread pool would blur the --workers figures
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -579,6 +580,8 @@ def prepare_data(config: PrepareConfig) -> PrepareSummary:
     if not worker_stats["instances"]:
         for path in _our_files(out):
             path.unlink()
+        if created:
+            out.rmdir()
         raise ValueError(f"no training instances from {len(paths)} input file(s): {worker_stats['documents']} documents, "
                          f"{worker_stats['skipped: one-sentence documents']} of one sentence, "
                          f"{worker_stats['skipped: empty documents']} empty, {sum(reader.skipped.values())} lines skipped "

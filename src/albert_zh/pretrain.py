@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from albert_zh.checkpoint import write_atomic
-from albert_zh.data import PretrainingDataset
+from albert_zh.data import PretrainingDataset, read_manifest
 from albert_zh.model import AlbertConfig, AlbertForPreTraining
 from albert_zh.optim import Lamb, adamw, parameter_groups, warmup_polynomial_decay
 from albert_zh.tokenizer import load_tokenizer
@@ -72,7 +72,7 @@ class PretrainConfig:
     max_grad_norm: float = 1.0
     precision: str = "fp32"
     save_every: int = 1000
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # 0: none written (the run cannot be resumed)
     eval_every: int = 1000
     eval_data: str | None = None
     seed: int = 12345
@@ -85,9 +85,11 @@ class PretrainConfig:
         if self.warmup_steps is None:
             self.warmup_steps = self.max_steps // 10
         problems = []
-        for name in ("batch_size", "grad_accum", "max_steps", "save_every", "keep_checkpoints", "eval_every"):
+        for name in ("batch_size", "grad_accum", "max_steps", "save_every", "eval_every"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
+        if self.keep_checkpoints < 0:
+            problems.append("--keep-checkpoints must not be negative")
         if not 0 <= self.warmup_steps <= self.max_steps:
             problems.append(f"--warmup-steps {self.warmup_steps} is outside 0..max-steps")
         if self.lr <= 0 or self.max_grad_norm <= 0 or self.weight_decay < 0:
@@ -440,6 +442,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     run_dir = Path(config.out)
     if not Path(config.data).is_dir():
         raise FileNotFoundError(f"--data folder not found: {config.data}")
+    for folder in filter(None, (config.data, config.eval_data)):
+        read_manifest(folder)  # a folder that is not prepare-data's output is named as such, before any work
     if config.resume and not list_checkpoints(run_dir):
         raise FileNotFoundError(f"--resume: no complete checkpoint in {run_dir / CHECKPOINTS}")
     if not config.resume and list_checkpoints(run_dir):
@@ -487,6 +491,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     metrics = MetricsLog(run_dir, step if config.resume else None) if procs.main else None
 
     def checkpoint():
+        if not config.keep_checkpoints:
+            return
         state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                  "rng": procs.gather(rng_state(procs.device)), "data": stream.position(),
@@ -508,6 +514,8 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     started = time.perf_counter()
     train_seconds, sequences, last_saved, last_eval = 0.0, 0, step, None
     bar = tqdm(total=config.max_steps, initial=step, desc="pretrain", unit="step", disable=not procs.main or None)
+    # off a terminal the bar is off (in a file it is a run of carriage returns): a log line every tenth of the run
+    log_every = max(1, config.max_steps // 10) if procs.main and bar.disable else 0
     try:
         while step < config.max_steps:
             tick = time.perf_counter()
@@ -525,6 +533,9 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
                 bar.update(1)
                 bar.set_postfix_str(f"loss {result['loss']:.3f} lr {lr:.2e} {sequences / train_seconds:.1f} seq/s",
                                     refresh=False)
+                if log_every and step % log_every == 0:
+                    log.info("step %d/%d: loss %.3f, lr %.2e, %.1f sequences/s", step, config.max_steps,
+                             result["loss"], lr, sequences / train_seconds)
             if step % config.save_every == 0:
                 checkpoint()
                 last_saved = step
@@ -570,12 +581,30 @@ def DDP(model: torch.nn.Module, procs: Processes) -> torch.nn.Module:
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """RUN_DIR/curves.png: losses, accuracies and learning rate against steps (train and eval)."""
+    """RUN_DIR/curves.png (or `out`): losses, accuracies and learning rate against steps (train and eval)."""
+    fig = curves_figure(Path(run_dir))
+    import matplotlib.pyplot as plt  # after curves_figure chose the Agg backend (no display needed)
+
+    out = Path(out) if out else Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def evaluated_on(run_dir: Path) -> str:
+    """What the run's evaluation measured: held-out data, or its training data (--eval-data = --data)."""
+    path = run_dir / "pretrain_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    if config.get("eval_data") and Path(config["eval_data"]).resolve() == Path(config["data"]).resolve():
+        return "eval on training data"
+    return "held-out"
+
+
+def curves_figure(run_dir: Path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    run_dir = Path(run_dir)
     path = run_dir / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a pretraining run folder")
@@ -590,25 +619,24 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         return np.convolve(values, np.ones(window) / window, mode="valid"), window
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig.suptitle(f"pretraining: {run_dir}")
+    split = evaluated_on(run_dir)
     steps = np.array([r["step"] for r in train])
     for key, ax in (("mlm_loss", axes[0]), ("sop_loss", axes[0]), ("mlm_accuracy", axes[1]),
                     ("sop_accuracy", axes[1])):
         values, window = smooth([r[key] for r in train])
         ax.plot(steps[window - 1:], values, label=f"train {key.replace('_', ' ')}")
         if evals:
-            ax.plot([r["step"] for r in evals], [r[key] for r in evals], "o-", label=f"held-out {key.replace('_', ' ')}")
+            ax.plot([r["step"] for r in evals], [r[key] for r in evals], "o-", label=f"{split} {key.replace('_', ' ')}")
     if evals:
         axes[1].axhline(evals[-1]["mlm_most_frequent_token_accuracy"], color="grey", ls=":",
                         label="most frequent token")
         axes[1].axhline(0.5, color="grey", ls="--", label="SOP chance")
     axes[2].plot(steps, [r["lr"] for r in train])
-    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
+    for ax, title in zip(axes, ("MLM and SOP loss", "MLM and SOP accuracy", "learning rate")):
         ax.set_title(title)
         ax.set_xlabel("step")
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    out = Path(out) if out else run_dir / "curves.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return fig

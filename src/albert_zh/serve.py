@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from albert_zh.backends import require_extra
 from albert_zh.inference import Classifier, softmax
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,21 @@ class BodyLimit:
                 raise
 
 
+class JsonBody:
+    """ASGI middleware: every request body is read as JSON, whatever content type it declares.
+    `curl -d` declares a form, and FastAPI would refuse the JSON in it with 422; a body that is not
+    JSON is still refused (422)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
+        return await self.app(scope, receive, send)
+
+
 async def _send_json(send, status: int, body: dict):
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
@@ -167,6 +183,7 @@ def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noq
     app = FastAPI(title="albert_zh", description="Chinese ALBERT: similarity, classification, embeddings",
                   lifespan=lifespan)
     app.state.batcher = batcher
+    app.add_middleware(JsonBody)
 
     def check(items: list) -> list:
         if len(items) > config.max_items:
@@ -218,6 +235,7 @@ def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noq
 
 
 def serve(config: ServeConfig):
+    require_extra("deploy", "fastapi", "uvicorn")  # before the model is loaded
     import uvicorn
 
     classifier = Classifier.load(config.model, backend=config.backend, max_seq_length=config.max_seq_length,

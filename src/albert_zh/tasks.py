@@ -42,7 +42,7 @@ class TaskSpec:
     format: str  # "tsv" | "jsonl" | "csv"
     text_a: str | int
     text_b: str | int | None
-    label: str | int
+    label: str | int | None  # None: an unlabelled custom file, for prediction
     labels: tuple[str, ...] | None  # None: learnt from the training file (custom tasks)
     header: bool = False  # tsv/csv: the first line names the columns
     files: tuple[str, str, str] = ("train.json", "dev.json", "test.json")
@@ -55,6 +55,7 @@ class TaskSpec:
     def metric(self) -> str:
         """The dev score that picks the best epoch and learning rate."""
         return "f1" if self.kind == "ner" else "accuracy"
+
 
 
 def _clue(name, text_a, text_b, labels, submission, **kw) -> TaskSpec:
@@ -85,6 +86,7 @@ TASKS: dict[str, TaskSpec] = {
                          kind="ner"),
 }
 TASK_NAMES = (*TASKS, "custom", "ner")
+TASK_FILE = "task.json"  # in a fine-tuned model directory: the task it was trained on
 
 
 class Entity(NamedTuple):
@@ -98,7 +100,7 @@ class Example:
     text_a: str
     text_b: str | None
     label: str | None  # None in unlabelled (test) files
-    id: str | int  # the file's own id, else the line number
+    id: str | int  # the file's own id (id_field), else the 0-based data row (a header not counted)
     where: str  # "file:line", for messages
     entities: tuple[Entity, ...] | None = None  # ner: sorted, not overlapping; None when unlabelled
 
@@ -125,8 +127,9 @@ class ReadResult:
         return f"{len(self.bad_rows)} bad rows ({head}), e.g.\n  " + "\n  ".join(map(str, self.bad_rows[:limit]))
 
 
-def custom_task(fmt: str, text_a: str, text_b: str | None, label: str, header: bool) -> TaskSpec:
-    """A user's own csv/tsv/jsonl file. Columns are names, or 0-based numbers for files without a header."""
+def custom_task(fmt: str, text_a: str, text_b: str | None, label: str | None, header: bool) -> TaskSpec:
+    """A user's own csv/tsv/jsonl file. Columns are names, or 0-based numbers for files without a header;
+    label None for a file to predict."""
     if fmt not in ("csv", "tsv", "jsonl"):
         raise ValueError(f"custom format must be csv, tsv or jsonl, got {fmt!r}")
 
@@ -156,6 +159,33 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
+def save_task(spec: TaskSpec, model_dir: str | Path):
+    """Record in MODEL_DIR/task.json how its training files were read, so that evaluate and predict
+    read the same format without being told again: a named task by name, a custom one by its columns."""
+    if spec.name in TASKS:
+        description = {"task": spec.name}
+    elif spec.name == "ner":
+        description = {"task": spec.name, "format": spec.format}
+    else:
+        description = {"task": spec.name, "format": spec.format, "text_a": spec.text_a, "text_b": spec.text_b,
+                       "label": spec.label, "header": spec.header}
+    (Path(model_dir) / TASK_FILE).write_text(json.dumps(description, ensure_ascii=False, indent=2) + "\n",
+                                            encoding="utf-8")
+
+
+def load_task(model_dir: str | Path) -> TaskSpec:
+    """The task a fine-tuned model was trained on (MODEL_DIR/task.json)."""
+    path = Path(model_dir) / TASK_FILE
+    if not path.is_file():
+        raise ValueError(f"{model_dir} does not say which task it was fine-tuned on (no {TASK_FILE}): pass --task")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if d["task"] == "ner":
+        return ner_task(d["format"])
+    if d["task"] != "custom":
+        return get_task(d["task"])
+    return TaskSpec("custom", d["format"], d["text_a"], d["text_b"], d["label"], None, header=d["header"])
+
+
 def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True, strict: bool = False,
                   labels: tuple[str, ...] | None = None) -> ReadResult:
     """Read one file of `spec`'s format.
@@ -169,11 +199,11 @@ def read_examples(spec: TaskSpec, path: str | Path, labelled: bool | None = True
         raise FileNotFoundError(f"{spec.name} file not found: {path}")
     known = set(labels or spec.labels or ())
     result = ReadResult([])
-    for line_no, row, problem in _rows(spec, path, labelled, known):
+    for line_no, row_index, row, problem in _rows(spec, path, labelled, known):
         where = f"{path}:{line_no}"
         if problem is None:
             make = _entity_example if spec.kind == "ner" else _example
-            problem, example = make(spec, row, line_no, where, labelled, known)
+            problem, example = make(spec, row, line_no, row_index, where, labelled, known)
             if example is not None and example.label in spec.skip_labels:
                 result.skipped += 1
                 continue
@@ -206,50 +236,59 @@ def _lines(path: Path):
 
 
 def _rows(spec: TaskSpec, path: Path, labelled: bool | None, known: set[str]):
-    """Yield (line number, row, problem): a row is a dict (jsonl, headed tables) or a list;
-    for conll files, a sentence's (text, entities)."""
+    """Yield (line number, 0-based data row, row, problem): a row is a dict (jsonl, headed tables) or a
+    list; for conll files, a sentence's (text, entities). A header must name the label column of a
+    labelled file (else only the text columns)."""
     if spec.format == "conll":
         yield from _conll_sentences(path, labelled, known)
         return
     columns = None
+    row_index = -1  # data rows: lines that are neither blank nor the header
     for i, line, problem in _lines(path):
         if problem is not None:
-            yield i, None, problem
+            row_index += 1
+            yield i, row_index, None, problem
             continue
         if not line.strip():
             continue
         if spec.format in ("jsonl", "spans"):
+            row_index += 1
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                yield i, None, f"not JSON: {e.msg}"
+                yield i, row_index, None, f"not JSON: {e.msg}"
                 continue
-            yield (i, row, None) if isinstance(row, dict) else (i, None, "not a JSON object")
+            yield (i, row_index, row, None) if isinstance(row, dict) else (i, row_index, None, "not a JSON object")
             continue
         cells = next(csv.reader([line], delimiter="\t" if spec.format == "tsv" else ",",
                                 quoting=csv.QUOTE_NONE if spec.format == "tsv" else csv.QUOTE_MINIMAL))
         if spec.header and columns is None:
             columns = cells
-            missing = [c for c in (spec.text_a, spec.text_b, spec.label) if c is not None and c not in cells]
+            needed = (spec.text_a, spec.text_b, spec.label if labelled is True else None)
+            missing = [c for c in needed if c is not None and c not in cells]
             if missing:
                 raise ValueError(f"{path}:{i}: header {cells} lacks the column(s) {missing}")
             continue
+        row_index += 1
         if columns is not None:
             if len(cells) != len(columns):
-                yield i, None, f"wrong column count: {len(cells)} columns, header has {len(columns)}"
+                yield i, row_index, None, f"wrong column count: {len(cells)} columns, header has {len(columns)}"
                 continue
-            yield i, dict(zip(columns, cells)), None
+            yield i, row_index, dict(zip(columns, cells)), None
         else:
-            yield i, cells, None
+            yield i, row_index, cells, None
 
 
 def _conll_sentences(path: Path, labelled: bool | None, known: set[str]):
-    """Sentences of `token<TAB>tag` lines between blank lines, as (line, (text, entities), problem)."""
-    block = []
+    """Sentences of `token<TAB>tag` lines between blank lines, as (line, sentence index, (text, entities),
+    problem)."""
+    block, index = [], 0
     for i, line, problem in [*_lines(path), (0, "", None)]:  # a blank line closes the last sentence
         if problem is None and not line.strip():
             if block:
-                yield _conll_sentence(block, labelled, known)
+                line_no, sentence, why = _conll_sentence(block, labelled, known)
+                yield line_no, index, sentence, why
+                index += 1
             block = []
         else:
             block.append((i, line, problem))
@@ -274,15 +313,16 @@ def _conll_sentence(block: list, labelled: bool | None, known: set[str]):
     return block[0][0], ("".join(token for token, _ in cells), entities), None
 
 
-def _entity_example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | None, known: set[str]):
+def _entity_example(spec: TaskSpec, row, line_no: int, row_index: int, where: str, labelled: bool | None,
+                    known: set[str]):
     """(problem, example) for one row of an entity file."""
     if spec.format == "conll":
         text, entities = row
-        return None, Example(text, None, None, line_no, where, entities)
+        return None, Example(text, None, None, row_index, where, entities)
     text = row.get(spec.text_a)
     if not isinstance(text, str) or not text.strip():
         return f"empty text: {spec.text_a}", None
-    row_id = row.get(spec.id_field, line_no) if spec.id_field else line_no
+    row_id = row.get(spec.id_field, row_index) if spec.id_field else row_index
     spans = row.get(spec.label)
     if spans is None:
         if labelled:
@@ -372,12 +412,14 @@ def _entities_from_tags(tags: list[str], known: set[str]):
 
 
 def _field(row, key):
+    if key is None:
+        return None
     if isinstance(row, dict):
         return row.get(key)
     return row[key] if key < len(row) else None
 
 
-def _example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | None, known: set[str]):
+def _example(spec: TaskSpec, row, line_no: int, row_index: int, where: str, labelled: bool | None, known: set[str]):
     """(problem, example) for one parsed row."""
     if isinstance(row, list):
         needed = max(c for c in (spec.text_a, spec.text_b, spec.label) if c is not None) + 1
@@ -398,7 +440,7 @@ def _example(spec: TaskSpec, row, line_no: int, where: str, labelled: bool | Non
             return f"unknown label: {label!r} (a header line where none is expected?)", None
         if labelled is not False:
             return f"unknown label: {label!r} (known: {', '.join(sorted(known))})", None
-    row_id = row.get(spec.id_field, line_no) if isinstance(row, dict) and spec.id_field else line_no
+    row_id = row.get(spec.id_field, row_index) if isinstance(row, dict) and spec.id_field else row_index
     return None, Example(text_a.strip(), text_b.strip() if text_b is not None else None, label, row_id, where)
 
 
