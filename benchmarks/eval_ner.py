@@ -83,7 +83,7 @@ class HFTagger(torch.nn.Module):
     def forward(self, **batch):
         return self.hf(**batch)
 
-    def decode(self, logits, input_ids, attention_mask):
+    def decode(self, logits, attention_mask):
         return logits.argmax(-1)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from deploy_fixtures import SMALL, save_classifier, save_encoder
+from deploy_fixtures import SMALL, TAGS, save_classifier, save_encoder, save_tagger
 
 from albert_zh.backends import load_torch_model, onnx_backend
 from albert_zh.cli import main
@@ -67,6 +67,22 @@ def test_encoder_exports_pooled_output(tmp_path):
     got = onnx_backend(tmp_path / "encoder.onnx")(*arrays)
     assert set(got) == {"pooled_output"}
     np.testing.assert_allclose(got["pooled_output"], torch_outputs(model_dir, arrays)["pooled_output"], atol=1e-4)
+
+
+def test_token_classifier_exports_tag_scores_per_token(tmp_path):
+    model_dir = save_tagger(tmp_path / "tagger", use_crf=True)
+    report = export_onnx(model_dir, tmp_path / "tagger.onnx")
+    assert report.max_abs_diff <= 1e-4
+    arrays = sample_inputs(21128, shapes=((3, 57),), seed=5)[0]
+    got = onnx_backend(tmp_path / "tagger.onnx")(*arrays)["logits"]
+    assert got.shape == (3, 57, len(TAGS))
+    model = load_torch_model(model_dir)
+    with torch.inference_mode():
+        expected = model(*(torch.from_numpy(a) for a in arrays)).logits.numpy()
+    real = arrays[1].astype(bool)
+    np.testing.assert_allclose(got[real], expected[real], atol=1e-4, rtol=0)
+    int8 = export_onnx(model_dir, tmp_path / "tagger.int8.onnx", quantize="int8")
+    assert int8.size_bytes < 0.5 * report.size_bytes
 
 
 def test_int8_is_smaller_and_close(classifier_dir, tmp_path):

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from deploy_fixtures import PAIRS, save_classifier, save_encoder
+from deploy_fixtures import PAIRS, TEXTS, save_classifier, save_encoder, save_tagger
 
 from albert_zh.backends import load_torch_model
-from albert_zh.inference import Classifier, SentenceSimilarity, load_backend
+from albert_zh.inference import Classifier, EntityRecognizer, SentenceSimilarity, load_backend
+from albert_zh.ner import spans_from_tags
 from albert_zh.tokenizer import load_tokenizer
 
 
@@ -76,3 +77,53 @@ def test_bad_arguments(classifier_dir, tmp_path):
         Classifier.load(classifier_dir, max_seq_length=100_000)
     with pytest.raises(ValueError, match="pairs"):
         SentenceSimilarity.load(classifier_dir).predict(["not a pair"])
+
+
+# ---- entities -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=[False, True], ids=["softmax", "crf"])
+def tagger_dir(request, tmp_path_factory):
+    return save_tagger(tmp_path_factory.mktemp("tagger") / "tagger", use_crf=request.param)
+
+
+def tagged_alone(model_dir, text):
+    """The reference: one text, one window, the model's own decoding, spans by the offsets."""
+    model, tok = load_torch_model(model_dir), load_tokenizer(None)
+    ((ids, offsets),) = tok.encode_with_offsets([text])
+    batch = torch.tensor([[tok.cls_id, *ids, tok.sep_id]])
+    with torch.inference_mode():
+        tags = model.decode(model(batch).logits, torch.ones_like(batch))[0, 1:-1].tolist()
+    return [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start:e.end]}
+            for e in spans_from_tags([model.config.id2label[t] for t in tags], offsets)]
+
+
+def test_entities_batched_equal_one_text_at_a_time(tagger_dir):
+    found = EntityRecognizer.load(tagger_dir, batch_size=3).predict(TEXTS)
+    assert found == [tagged_alone(tagger_dir, t) for t in TEXTS]
+    assert sum(map(len, found)) >= 4  # the fixture tags entities to compare
+    assert all(text[e["start"]:e["end"]] == e["text"] for text, entities in zip(TEXTS, found) for e in entities)
+
+
+def test_entity_backends_agree(tagger_dir):
+    found = {b: EntityRecognizer.load(tagger_dir, backend=b).predict(TEXTS) for b in ("torch", "onnx", "onnx-int8")}
+    assert found["onnx"] == found["torch"]
+    spans = [{(e["start"], e["end"], e["type"]) for e in entities} for entities in found["torch"]]
+    int8 = [{(e["start"], e["end"], e["type"]) for e in entities} for entities in found["onnx-int8"]]
+    same = sum(len(a & b) for a, b in zip(spans, int8)) / max(1, sum(len(a | b) for a, b in zip(spans, int8)))
+    assert same > 0.5, same  # int8 moves scores a little; most spans stay
+
+
+def test_long_text_windows_cover_it_all(tagger_dir):
+    recognizer = EntityRecognizer.load(tagger_dir, max_seq_length=12)
+    long = "".join(TEXTS[:2]) * 3
+    entities = recognizer.predict([long])[0]
+    assert entities and max(e["end"] for e in entities) > len(long) - 15  # found in the last windows too
+    assert all(long[e["start"]:e["end"]] == e["text"] for e in entities)
+    assert recognizer.predict([]) == [] and recognizer.predict(["   "]) == [[]]
+
+
+def test_each_model_kind_loads_in_its_own_class(tagger_dir, classifier_dir):
+    with pytest.raises(ValueError, match="EntityRecognizer"):
+        Classifier.load(tagger_dir)
+    with pytest.raises(ValueError, match="not an entity tagger"):
+        EntityRecognizer.load(classifier_dir)

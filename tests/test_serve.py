@@ -8,11 +8,11 @@ import sys
 import httpx
 import numpy as np
 import pytest
-from deploy_fixtures import PAIRS, save_classifier
+from deploy_fixtures import PAIRS, TEXTS, save_classifier, save_tagger
 from fastapi.testclient import TestClient
 
 from albert_zh.cli import main
-from albert_zh.inference import SentenceSimilarity
+from albert_zh.inference import EntityRecognizer, SentenceSimilarity
 from albert_zh.serve import BodyLimit, ServeConfig, create_app
 
 
@@ -115,3 +115,43 @@ def test_missing_or_broken_model_fails_at_start_up(tmp_path, capsys):
     assert main(["serve", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("albert-zh serve: error:") and "Traceback" not in err
+
+
+# ---- entities -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ner_client(tmp_path_factory):
+    tagger = save_tagger(tmp_path_factory.mktemp("serve") / "tagger")
+    config = ServeConfig(model=str(tagger), max_items=50, max_chars=200, max_body_bytes=50_000)
+    with TestClient(BodyLimit(create_app(EntityRecognizer.load(tagger), config), config.max_body_bytes)) as c:
+        yield c, tagger
+
+
+def test_ner_answers_equal_the_python_api_and_other_routes_say_so(ner_client, client):
+    c, tagger = ner_client
+    assert c.post("/ner", json={"texts": TEXTS}).json() == {"entities": EntityRecognizer.load(tagger).predict(TEXTS)}
+    assert c.get("/health").json()["entity_types"] == ["address", "name", "organization"]
+    for route, body in (("/classify", {"texts": ["好"]}), ("/similarity", {"pairs": PAIRS}), ("/embed", {"texts": ["好"]})):
+        answer = c.post(route, json=body)
+        assert answer.status_code == 400 and "/ner" in answer.json()["detail"]
+    assert client.post("/ner", json={"texts": ["好"]}).status_code == 400  # a classifier has no /ner
+
+
+NER_BAD = {
+    "malformed JSON": b'{"texts": ["a"',
+    "empty list": b'{"texts": []}',
+    "not strings": b'{"texts": [1, {"a": 2}]}',
+    "empty string": b'{"texts": [" "]}',
+    "too many texts": json.dumps({"texts": ["a"] * 10_000}).encode(),
+    "text too long": json.dumps({"texts": ["长" * 300]}).encode(),
+    "body over the limit": json.dumps({"texts": ["a" * 1_000_000]}).encode(),
+}
+
+
+@pytest.mark.parametrize("what", list(NER_BAD))
+def test_ner_bad_input_gets_a_json_4xx(ner_client, what):
+    c, _ = ner_client
+    response = c.post("/ner", content=NER_BAD[what], headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, (what, response.status_code, response.text[:200])
+    assert "detail" in response.json()
+    assert c.post("/ner", json={"texts": TEXTS[:1]}).status_code == 200

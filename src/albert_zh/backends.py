@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from albert_zh.checkpoint import config_path
-from albert_zh.model import AlbertForSequenceClassification, AlbertModel
+from albert_zh.model import AlbertForSequenceClassification, AlbertForTokenClassification, AlbertModel
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "litert")
 EXPORTED_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "litert": "model.tflite"}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Each kind of model's outputs, in the exported graph's order; a directory that names no known
 # head in `architectures` is an encoder (pretrained or converted), used for embeddings.
-OUTPUTS = {AlbertForSequenceClassification: ("logits", "pooled_output"), AlbertModel: ("pooled_output",)}
+OUTPUTS = {AlbertForSequenceClassification: ("logits", "pooled_output"), AlbertModel: ("pooled_output",),
+           AlbertForTokenClassification: ("logits",)}  # (batch, sequence, tags): a score per tag and token
 MODEL_CLASSES = {cls.__name__: cls for cls in OUTPUTS if cls is not AlbertModel}
 
 Backend = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
@@ -53,6 +54,10 @@ def is_classifier(model_dir: str | Path) -> bool:
     return model_class(model_dir) is AlbertForSequenceClassification
 
 
+def is_token_classifier(model_dir: str | Path) -> bool:
+    return model_class(model_dir) is AlbertForTokenClassification
+
+
 def output_names(model_dir: str | Path) -> tuple[str, ...]:
     return OUTPUTS[model_class(model_dir)]
 
@@ -69,11 +74,14 @@ class ModelOutputs(torch.nn.Module):
         super().__init__()
         self.model = model
         self.names = OUTPUTS[type(model)]
+        self.per_token = isinstance(model, AlbertForTokenClassification)  # outputs have a sequence axis
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         if isinstance(self.model, AlbertForSequenceClassification):  # logits from the pooled output, without dropout
             pooled = self.model.albert(input_ids, attention_mask, token_type_ids).pooled_output
             return self.model.classifier(pooled), pooled
+        if self.per_token:  # the tag scores; a CRF's decoding runs outside the graph, on them
+            return (self.model.classifier(self.model.albert(input_ids, attention_mask, token_type_ids).sequence_output),)
         return (self.model(input_ids, attention_mask, token_type_ids).pooled_output,)
 
 

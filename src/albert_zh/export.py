@@ -1,7 +1,8 @@
 """`export`: a model directory -> ONNX (fp32 or int8) or LiteRT, checked against PyTorch after export.
 
 The graph takes input_ids, attention_mask and token_type_ids of any batch size and sequence
-length, and returns pooled_output (and logits for a fine-tuned classifier). By default it is
+length, and returns pooled_output (and logits for a fine-tuned classifier), or for an entity
+tagger the tag scores of every token (a CRF's decoding runs after the graph). By default it is
 then fused for onnxruntime (its transformer optimizer turns each attention block, residual +
 LayerNorm and GELU into one op each); `portable=True` keeps standard ONNX ops only, for other
 runtimes. Cross-layer sharing survives export: each distinct weight is one initializer that
@@ -84,7 +85,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
             # dynamo exporter cannot trace the model's input checks (data-dependent branches).
             torch.onnx.export(wrapped, example, str(fp32), input_names=list(INPUTS), output_names=list(wrapped.names),
                               dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in INPUTS},
-                                            **{n: {0: "batch"} for n in wrapped.names}},
+                                            **{n: {0: "batch", 1: "sequence"} if wrapped.per_token else {0: "batch"}
+                                               for n in wrapped.names}},
                               opset_version=17, dynamo=False)
         _one_copy_of_each_weight(fp32)
         if not portable:

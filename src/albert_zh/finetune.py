@@ -35,7 +35,16 @@ from albert_zh.model import (
     AlbertForTokenClassification,
     read_config_json,
 )
-from albert_zh.ner import EncodedEntities, encode_entities, entity_scores, merge_windows, tag_set, types_of
+from albert_zh.ner import (
+    EncodedEntities,
+    encode_entities,
+    entity_dicts,
+    entity_scores,
+    merge_windows,
+    tag_set,
+    types_of,
+    window_stride,
+)
 from albert_zh.optim import adamw, warmup_polynomial_decay
 from albert_zh.tasks import (
     TASKS,
@@ -136,8 +145,6 @@ def ner_format_of(path: str) -> str:
     return "spans" if Path(path).suffix.lower() in (".json", ".jsonl") else "conll"
 
 
-def window_stride(max_seq_length: int, stride: int | None) -> int:
-    return (max_seq_length - 2) // 2 if stride is None else stride
 
 
 # ---------------------------------------------------------------- encoding and batching
@@ -229,7 +236,7 @@ def predict_entities(model: AlbertForTokenClassification, data: EncodedEntities,
     """Entities per example (character spans of its text), its windows' tags merged."""
     window_tags = []
     for batch, logits in model_outputs(model, data, batch_size, pad_id, precision, desc):
-        tags = model.decode(logits, batch["input_ids"], batch["attention_mask"])
+        tags = model.decode(logits, batch["attention_mask"])
         window_tags += [row[:n].tolist() for row, n in zip(tags, batch["attention_mask"].sum(1).tolist())]
     return merge_windows(data, window_tags, model.config.id2label)
 
@@ -507,10 +514,6 @@ def predict(model_dir, spec: TaskSpec, data, output, batch_size: int = 128, max_
     checkpoint.write_atomic(output, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in lines),
                                                                      encoding="utf-8"))
     return len(lines)
-
-
-def entity_dicts(text: str, entities) -> list[dict]:
-    return [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start:e.end]} for e in entities]
 
 
 # ---------------------------------------------------------------- the CLUE run

@@ -522,30 +522,33 @@ class AlbertForTokenClassification(AlbertPreTrainedModel):
         logits = self.classifier(self.dropout(sequence_output))
         loss = None
         if labels is not None and self.crf is not None:
-            pieces = self.piece_mask(input_ids, attention_mask)
+            pieces = piece_mask(attention_mask if attention_mask is not None else torch.ones_like(input_ids))
             tags = labels[:, 1:-1].clamp(min=0)  # -100 only outside the pieces, where the mask hides it
             loss = -self.crf.log_likelihood(logits[:, 1:-1], tags, pieces).mean()
         elif labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
         return TokenClassifierOutput(loss, logits)
 
-    @staticmethod
-    def piece_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """(B, T-2) bool: True at positions 1..n-2 of a row of n real tokens ([CLS] pieces [SEP]).
-        Position 1 is always in, so an empty row still has a path (its one tag is ignored)."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        mask = attention_mask[:, 2:].bool()
-        mask[:, 0] = True
-        return mask
+    def decode(self, logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return decode_tags(logits, attention_mask, self.crf)
 
-    def decode(self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """The tag id of every position (B, T): argmax, or the CRF's best path over the pieces."""
-        if self.crf is None:
-            return logits.argmax(-1)
-        tags = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
-        tags[:, 1:-1] = self.crf.decode(logits[:, 1:-1], self.piece_mask(input_ids, attention_mask))
-        return tags
+
+def piece_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T-2) bool: True at positions 1..n-2 of a row of n real tokens ([CLS] pieces [SEP]).
+    Position 1 is always in, so an empty row still has a path (its one tag is ignored)."""
+    mask = attention_mask[:, 2:].bool()
+    mask[:, 0] = True
+    return mask
+
+
+def decode_tags(logits: torch.Tensor, attention_mask: torch.Tensor, crf: CRF | None = None) -> torch.Tensor:
+    """The tag id of every position (B, T) from a token classifier's scores: the argmax, or with a
+    CRF its best path over the pieces (right-padded rows)."""
+    if crf is None:
+        return logits.argmax(-1)
+    tags = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+    tags[:, 1:-1] = crf.decode(logits[:, 1:-1], piece_mask(attention_mask))
+    return tags
 
 
 def closed_form_parameter_count(config: AlbertConfig) -> dict[str, int]:

@@ -63,6 +63,12 @@ def spans_from_tags(tags: list[str], offsets: list[tuple[int, int]]) -> list[Ent
     return entities
 
 
+def window_stride(max_seq_length: int, stride: int | None) -> int:
+    """Pieces shared by consecutive windows; by default half a window, so that every piece is read
+    with at least a quarter window of context on either side (except at the text's ends)."""
+    return (max_seq_length - 2) // 2 if stride is None else stride
+
+
 def windows(length: int, room: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) piece windows of at most `room` pieces covering `length`, consecutive ones
     sharing `stride` pieces."""
@@ -125,6 +131,11 @@ def merge_windows(data: EncodedEntities, window_tags: list[list[int]], id2tag: d
         tags = [best[index][p][1] for p in range(len(offsets))]
         entities.append(spans_from_tags(tags, offsets))
     return entities
+
+
+def entity_dicts(text: str, entities: list[Entity]) -> list[dict]:
+    """Entities as the commands and the service write them (end exclusive)."""
+    return [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start:e.end]} for e in entities]
 
 
 def entity_scores(gold: list[tuple[Entity, ...]], predicted: list[list[Entity]]) -> dict:

@@ -1,4 +1,7 @@
-"""`serve`: an HTTP service for similarity, classification and embeddings (FastAPI + uvicorn).
+"""`serve`: an HTTP service for similarity, classification, embeddings and entities (FastAPI + uvicorn).
+
+A classifier directory answers /similarity, /classify and /embed; an entity tagger's (a token
+classifier) answers /ner. Either way the other routes say which routes the model has.
 
 Requests from all clients go through one queue; a batching task takes what has arrived while the
 model was busy (up to `max_batch` texts; a lone request waits at most `max_wait_ms` for company)
@@ -16,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from albert_zh.backends import require_extra
-from albert_zh.inference import Classifier, softmax
+from albert_zh.backends import is_token_classifier, require_extra
+from albert_zh.inference import Classifier, EntityRecognizer, softmax
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +50,13 @@ class ServeConfig:
 class MicroBatcher:
     """Gathers (output, inputs) jobs from concurrent requests into model calls of <= max_batch inputs."""
 
-    def __init__(self, classifier: Classifier, max_batch: int, max_wait_ms: float):
+    def __init__(self, classifier: Classifier | EntityRecognizer, max_batch: int, max_wait_ms: float):
         self.classifier, self.max_batch, self.max_wait = classifier, max_batch, max_wait_ms / 1000
         self.queue: asyncio.Queue = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.model_calls = 0
 
-    async def submit(self, output: str, inputs: list) -> np.ndarray:
+    async def submit(self, output: str, inputs: list) -> np.ndarray | list:
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((output, inputs, future))
         return await future
@@ -153,7 +156,7 @@ async def _send_json(send, status: int, body: dict):
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noqa: F821
+def create_app(classifier: Classifier | EntityRecognizer, config: ServeConfig) -> "FastAPI":  # noqa: F821
     # imported here, not at the top: the CLI reads ServeConfig's defaults without the deploy extra
     from fastapi import FastAPI, HTTPException
     from pydantic import BaseModel, ConfigDict, Field
@@ -196,13 +199,21 @@ def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noq
                     raise HTTPException(413, f"item {i}: {len(text)} characters; the limit is {config.max_chars}")
         return items
 
+    tagger = isinstance(classifier, EntityRecognizer)
+
     def needs_labels():
+        needs_classifier()
         if classifier.labels is None:
             raise HTTPException(400, "this model has no classifier head; only /embed is available")
 
+    def needs_classifier():
+        if tagger:
+            raise HTTPException(400, "this model tags entities; only /ner is available")
+
     @app.get("/health")
     def health():
-        return {"status": "ok", "model": config.model, "backend": config.backend, "labels": classifier.labels,
+        return {"status": "ok", "model": config.model, "backend": config.backend,
+                **({"entity_types": classifier.types} if tagger else {"labels": classifier.labels}),
                 "max_batch": config.max_batch, "model_calls": batcher.model_calls}
 
     @app.post("/similarity")
@@ -228,8 +239,15 @@ def create_app(classifier: Classifier, config: ServeConfig) -> "FastAPI":  # noq
 
     @app.post("/embed")
     async def embed(request: TextsRequest):
+        needs_classifier()
         vectors = await batcher.submit("pooled_output", check(request.texts))
         return {"embeddings": vectors.tolist()}
+
+    @app.post("/ner")
+    async def ner(request: TextsRequest):
+        if not tagger:
+            raise HTTPException(400, "this model is not an entity tagger; use /classify, /similarity or /embed")
+        return {"entities": await batcher.submit("entities", check(request.texts))}
 
     return app
 
@@ -238,10 +256,11 @@ def serve(config: ServeConfig):
     require_extra("deploy", "fastapi", "uvicorn")  # before the model is loaded
     import uvicorn
 
-    classifier = Classifier.load(config.model, backend=config.backend, max_seq_length=config.max_seq_length,
-                                 batch_size=config.max_batch, threads=config.threads,
-                                 busy_wait=False)  # the HTTP work needs the cores between model calls
+    kind = EntityRecognizer if is_token_classifier(config.model) else Classifier
+    classifier = kind.load(config.model, backend=config.backend, max_seq_length=config.max_seq_length,
+                           batch_size=config.max_batch, threads=config.threads,
+                           busy_wait=False)  # the HTTP work needs the cores between model calls
     app = create_app(classifier, config)
-    log.info("serving %s (%s backend, labels %s) on http://%s:%d (docs at /docs)",
-             config.model, config.backend, classifier.labels, config.host, config.port)
+    log.info("serving %s (%s, %s backend) on http://%s:%d (docs at /docs)",
+             config.model, kind.__name__, config.backend, config.host, config.port)
     uvicorn.run(BodyLimit(app, config.max_body_bytes), host=config.host, port=config.port, log_level="warning")
