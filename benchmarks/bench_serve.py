@@ -1,11 +1,13 @@
-"""The HTTP service under load: 2,000 /similarity requests from 16 concurrent clients on 127.0.0.1.
+"""The HTTP service under load: 2,000 /similarity (or /ner) requests from 16 concurrent clients on 127.0.0.1.
 
-    python benchmarks/bench_serve.py [--model DIR] [--backend onnx-int8] [--requests 2000] [--clients 16] [--rounds 3]
+    python benchmarks/bench_serve.py [--route similarity|ner] [--model DIR] [--backend onnx-int8] [--requests 2000]
+                                     [--clients 16] [--rounds 3]
 
 Two services run side by side, each in its own process (`albert-zh serve`): one micro-batching
 (--max-batch 64 --max-wait-ms 5), one running every request alone (--max-batch 1). Each round
-loads one and then the other with --requests requests of one sentence pair each. Reports status
-codes, p50/p99 latency and throughput, and writes the "Service under load" section of BENCHMARKS.md.
+loads one and then the other with --requests requests of one sentence pair (/ner: one sentence)
+each. Reports status codes, p50/p99 latency and throughput, and writes the "Service under load"
+section of BENCHMARKS.md (with --route ner, "Service under load: /ner").
 """
 
 from __future__ import annotations
@@ -66,11 +68,12 @@ def start_service(model: str, backend: str, max_batch: int, threads: int) -> tup
     raise RuntimeError("the service did not start within 120 s")
 
 
-async def load(url: str, requests: int, clients: int) -> dict:
+async def load(url: str, route: str, requests: int, clients: int) -> dict:
     import httpx
 
     rng = np.random.default_rng(0)
-    pairs = [[SENTENCES[i], SENTENCES[j]] for i, j in rng.integers(0, len(SENTENCES), (requests, 2))]
+    bodies = [{"pairs": [[SENTENCES[i], SENTENCES[j]]]} if route == "similarity" else {"texts": [SENTENCES[i]]}
+              for i, j in rng.integers(0, len(SENTENCES), (requests, 2))]
     latencies, statuses = [], []
     next_request = iter(range(requests))
 
@@ -78,7 +81,7 @@ async def load(url: str, requests: int, clients: int) -> dict:
         for i in next_request:
             start = time.perf_counter()
             try:
-                response = await http.post(url + "/similarity", json={"pairs": [pairs[i]]})
+                response = await http.post(f"{url}/{route}", json=bodies[i])
                 statuses.append(response.status_code)
             except httpx.HTTPError:
                 statuses.append(0)
@@ -118,11 +121,12 @@ def section(results: dict, args) -> str:
     ratios = ", ".join(f"{b / a:.2f}x" for b, a in zip(batched["per_round"], alone["per_round"], strict=True))
     return "\n".join([
         f"`python benchmarks/bench_serve.py --backend {args.backend} --requests {args.requests} --clients "
-        f"{args.clients} --rounds {args.rounds}`: {machine()}. `albert-zh serve` with a fine-tuned-shape tiny pair "
-        f"classifier ({args.model_note}), {args.threads} model threads; both services run side by side in their "
-        f"own processes, and in each of {args.rounds} rounds {args.clients} clients on 127.0.0.1 send "
-        f"{args.requests:,} /similarity requests of one pair each to one service, then to the other, as fast as "
-        "answers come. Counts and percentiles are over all rounds; requests/s is the median round's.",
+        f"{args.clients} --rounds {args.rounds} --route {args.route}`: {machine()}. `albert-zh serve` with a "
+        f"fine-tuned-shape tiny {args.model_kind} ({args.model_note}), {args.threads} model threads; both services "
+        f"run side by side in their own processes, and in each of {args.rounds} rounds {args.clients} clients on "
+        f"127.0.0.1 send {args.requests:,} /{args.route} requests of one {args.item} each to one service, then to "
+        "the other, as fast as answers come. Counts and percentiles are over all rounds; requests/s is the median "
+        "round's.",
         "",
         "| service | 200 | 5xx | failed | p50 ms | p99 ms | requests/s | model calls |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -136,7 +140,9 @@ def section(results: dict, args) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a fine-tuned pair classifier (default: a random-weight tiny one)")
+    parser.add_argument("--route", choices=["similarity", "ner"], default="similarity")
+    parser.add_argument("--model", help="a fine-tuned pair classifier, or entity tagger for --route ner "
+                                        "(default: a random-weight tiny one)")
     parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
@@ -144,15 +150,23 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    args.model_kind, args.item = ("pair classifier", "pair") if args.route == "similarity" else ("entity tagger", "text")
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             import torch
 
-            from albert_zh.model import AlbertConfig, AlbertForSequenceClassification
+            from albert_zh.model import AlbertConfig, AlbertForSequenceClassification, AlbertForTokenClassification
+            from albert_zh.ner import tag_set
+            from albert_zh.tasks import get_task
 
             torch.manual_seed(0)
-            args.model = os.path.join(tmp, "tiny_pairs")
-            AlbertForSequenceClassification(AlbertConfig.preset("tiny")).save_pretrained(args.model)
+            args.model = os.path.join(tmp, "tiny")
+            if args.route == "similarity":
+                AlbertForSequenceClassification(AlbertConfig.preset("tiny")).save_pretrained(args.model)
+            else:
+                tags = tag_set(get_task("cluener").labels)
+                config = AlbertConfig.preset("tiny_google", num_labels=len(tags), id2label=dict(enumerate(tags)))
+                AlbertForTokenClassification(config).save_pretrained(args.model)
             args.model_note = "random weights"
         else:
             args.model_note = Path(args.model).name
@@ -163,7 +177,7 @@ def main():
             rounds = {name: [] for name in modes}
             for round_ in range(args.rounds):  # interleaved, so a drift in machine speed hits both alike
                 for name, (_, url) in services.items():
-                    rounds[name].append(asyncio.run(load(url, args.requests, args.clients)))
+                    rounds[name].append(asyncio.run(load(url, args.route, args.requests, args.clients)))
                     print(f"round {round_ + 1}, {name}: {args.requests / rounds[name][-1]['seconds']:.0f} requests/s",
                           flush=True)
             import httpx
@@ -176,7 +190,7 @@ def main():
     body = section(results, args)
     print(body)
     if not args.no_write:
-        write_section("Service under load", body)
+        write_section("Service under load" + ("" if args.route == "similarity" else ": /ner"), body)
 
 
 if __name__ == "__main__":
