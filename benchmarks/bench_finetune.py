@@ -43,6 +43,24 @@ def lcqmc_batch(config: AlbertConfig) -> tuple[dict, str]:
             "labels": torch.randint(0, 2, (BATCH,), generator=g)}, "random ids"
 
 
+def training_steps(ours: torch.nn.Module, theirs: torch.nn.Module, batch: dict) -> dict:
+    """One step each on `batch`: ours as `albert-zh finetune` runs it, theirs with torch's AdamW and
+    transformers' linear schedule, the same clipping and learning rate."""
+    total = 10_000  # a long schedule: the rate stays near its peak for the timed steps
+    opt_ours, sched_ours = make_optimizer(ours, 1e-4, 0.01, 0.1, total)
+    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4, weight_decay=0.01)
+    sched_theirs = transformers.get_linear_schedule_with_warmup(opt_theirs, int(0.1 * total), total)
+
+    def step_theirs():
+        theirs(**batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
+        opt_theirs.step()
+        sched_theirs.step()
+        opt_theirs.zero_grad(set_to_none=True)
+
+    return {"ours": lambda: train_step(ours, opt_ours, sched_ours, batch), "theirs": step_theirs}
+
+
 def main():
     parser = timing_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
@@ -58,20 +76,7 @@ def main():
     with torch.no_grad():  # same function before timing
         torch.testing.assert_close(ours(**batch).logits, theirs(**batch).logits, atol=1e-4, rtol=1e-4)
 
-    total = 10_000  # a long schedule: the rate stays near its peak for the timed steps
-    opt_ours, sched_ours = make_optimizer(ours, 1e-4, 0.01, 0.1, total)
-    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4, weight_decay=0.01)
-    sched_theirs = transformers.get_linear_schedule_with_warmup(opt_theirs, int(0.1 * total), total)
-
-    def step_theirs():
-        theirs(**batch).loss.backward()
-        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
-        opt_theirs.step()
-        sched_theirs.step()
-        opt_theirs.zero_grad(set_to_none=True)
-
-    t = interleaved({"ours": lambda: train_step(ours, opt_ours, sched_ours, batch),
-                     "theirs": step_theirs}, args.rounds, args.repeats)
+    t = interleaved(training_steps(ours, theirs, batch), args.rounds, args.repeats)
     body = (f"`python benchmarks/bench_finetune.py --threads {args.threads}`: {machine()}; transformers "
             f"{transformers.__version__}. One fine-tuning step (forward, loss, backward, clipping, AdamW, schedule) "
             f"of tiny on one batch of {BATCH} {source} padded to {SEQ} tokens, the same batch and the same starting "

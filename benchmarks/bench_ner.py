@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from bench_finetune import training_steps
 from bench_model import interleaved
 from common import machine, timing_parser, write_section
 
 from albert_zh.bench import random_batch
-from albert_zh.finetune import batches, encode_task, make_optimizer, train_step
+from albert_zh.finetune import batches, encode_task
 from albert_zh.inference import load_backend
 from albert_zh.model import AlbertConfig, AlbertForTokenClassification
 from albert_zh.ner import tag_set
@@ -58,20 +59,7 @@ def step_speed(config: AlbertConfig, rounds: int, repeats: int) -> dict:
     batch, source = training_batch(tuple(config.id2label.values()), config.vocab_size)
     with torch.no_grad():  # same function before timing
         torch.testing.assert_close(ours(**batch).logits, theirs(**batch).logits, atol=1e-4, rtol=1e-4)
-    total = 10_000  # a long schedule: the rate stays near its peak for the timed steps
-    opt_ours, sched_ours = make_optimizer(ours, 1e-4, 0.01, 0.1, total)
-    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4, weight_decay=0.01)
-    sched_theirs = transformers.get_linear_schedule_with_warmup(opt_theirs, int(0.1 * total), total)
-
-    def step_theirs():
-        theirs(**batch).loss.backward()
-        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
-        opt_theirs.step()
-        sched_theirs.step()
-        opt_theirs.zero_grad(set_to_none=True)
-
-    t = interleaved({"ours": lambda: train_step(ours, opt_ours, sched_ours, batch), "theirs": step_theirs},
-                    rounds, repeats)
+    t = interleaved(training_steps(ours, theirs, batch), rounds, repeats)
     return {**t, "source": source, "shape": tuple(batch["input_ids"].shape)}
 
 

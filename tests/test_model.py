@@ -151,12 +151,18 @@ def test_losses_match_hf_and_masked_positions_agree_with_labels(tmp_path):
     torch.testing.assert_close(by_positions.mlm_logits.reshape(6, -1), by_labels.mlm_logits)
 
 
+def hf_and_ours(hf_class, our_class, config: AlbertConfig, seed: int, path):
+    """A random transformers model and ours loaded from its save_pretrained directory."""
+    torch.manual_seed(seed)
+    hf = hf_class(hf_config(config)).eval()
+    hf.save_pretrained(path)
+    return hf, our_class.from_pretrained(path).eval()
+
+
 def test_classifier_matches_hf_and_loads_from_pretraining_checkpoint(tmp_path):
     config = small_config(num_labels=3)
-    torch.manual_seed(2)
-    hf = transformers.AlbertForSequenceClassification(hf_config(config)).eval()
-    hf.save_pretrained(tmp_path / "cls")
-    ours = AlbertForSequenceClassification.from_pretrained(tmp_path / "cls").eval()
+    hf, ours = hf_and_ours(transformers.AlbertForSequenceClassification, AlbertForSequenceClassification, config, 2,
+                           tmp_path / "cls")
     ids, mask, types = inputs()
     with torch.no_grad():
         torch.testing.assert_close(ours(ids, mask, types).logits,
@@ -172,10 +178,8 @@ def test_classifier_matches_hf_and_loads_from_pretraining_checkpoint(tmp_path):
 
 def test_token_classifier_matches_hf_both_ways(tmp_path):
     config = small_config(num_labels=7)
-    torch.manual_seed(3)
-    hf = transformers.AlbertForTokenClassification(hf_config(config)).eval()
-    hf.save_pretrained(tmp_path / "hf")
-    ours = AlbertForTokenClassification.from_pretrained(tmp_path / "hf").eval()
+    hf, ours = hf_and_ours(transformers.AlbertForTokenClassification, AlbertForTokenClassification, config, 3,
+                           tmp_path / "hf")
     ours.save_pretrained(tmp_path / "ours")
     back = transformers.AlbertForTokenClassification.from_pretrained(tmp_path / "ours").eval()
     ids, mask, types = inputs()
