@@ -407,3 +407,7 @@ def test_ner_cli_on_conll_files_strict_and_evaluate_table(pretrained, tmp_path, 
     captured = capsys.readouterr()
     assert set(json.loads(captured.out)["per_type"]) <= {"LOC", "PER"}
     assert "| type | precision | recall | F1 | gold |" in captured.err
+    # without --task: the model's task.json says how its files were read
+    assert cli.main(["evaluate", "--model", str(tmp_path / "out" / "best"), "--data", str(tmp_path / "dev.txt"),
+                     "--max-seq-length", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == json.loads(captured.out)["f1"]
