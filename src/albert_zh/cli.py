@@ -34,7 +34,9 @@ def _model_info(args):
 
 def _demo_arguments(p: argparse.ArgumentParser):
     p.add_argument("--out", default="runs/demo", help="folder for everything the demo writes (default: runs/demo)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default: 1; the sample's batches are small, and two threads on "
+                        "cores that other work shares took 4x as long)")
 
 
 def _demo(args):

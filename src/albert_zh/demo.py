@@ -38,7 +38,7 @@ def _resource(name: str) -> str:
     return str(resources.files("albert_zh") / "resources" / name)
 
 
-def run_demo(out: str | Path, threads: int = 2, pretrain_steps: int = 60, finetune_epochs: int = 15):
+def run_demo(out: str | Path, threads: int = 1, pretrain_steps: int = 60, finetune_epochs: int = 15):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
