@@ -445,11 +445,12 @@ def plot_curve(history: list[dict], path: Path, title: str = "fine-tuning", dev:
     left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss (mean over the epoch)")
     if "dev_loss" in history[0]:
         left.plot(epochs, [h["dev_loss"] for h in history], "o-", label=f"{dev} loss")
-    scores = [k for k in ("accuracy", "macro_f1", "precision", "recall", "f1") if f"dev_{k}" in history[0]]
-    for key in scores:  # classification, or entities
-        right.plot(epochs, [h[f"dev_{key}"] for h in history], "o-", label=f"{dev} {key.replace('_', '-')}")
-    panels = ", ".join(k.replace("_", "-") for k in scores[:-1]) + " and " + scores[-1].replace("_", "-")
-    for ax, panel in ((left, "loss"), (right, panels)):
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "precision": "precision", "recall": "recall", "f1": "F1"}
+    scores = [k for k in names if f"dev_{k}" in history[0]]  # classification, or entities
+    for key in scores:
+        right.plot(epochs, [h[f"dev_{key}"] for h in history], "o-", label=f"{dev} {names[key]}")
+    scores_title = ", ".join(names[k] for k in scores[:-1]) + " and " + names[scores[-1]]
+    for ax, panel in ((left, "loss"), (right, scores_title)):
         ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.legend()
