@@ -194,3 +194,10 @@ class EntityRecognizer:
                 window_tags[r] = tags[i, :len(data.input_ids[r])].tolist()
         found = merge_windows(data, window_tags, self.id2tag)
         return [entity_dicts(text, entities) for text, entities in zip(texts, found, strict=True)]
+
+
+def load_model(model_dir: str | Path, **options) -> Classifier | EntityRecognizer:
+    """The Python object for a model directory: an EntityRecognizer for an entity tagger, else a Classifier."""
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"model folder not found: {model_dir}")
+    return (EntityRecognizer if is_token_classifier(model_dir) else Classifier).load(model_dir, **options)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from albert_zh.backends import is_token_classifier, require_extra
-from albert_zh.inference import Classifier, EntityRecognizer, softmax
+from albert_zh.backends import require_extra
+from albert_zh.inference import Classifier, EntityRecognizer, load_model, softmax
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +256,10 @@ def serve(config: ServeConfig):
     require_extra("deploy", "fastapi", "uvicorn")  # before the model is loaded
     import uvicorn
 
-    kind = EntityRecognizer if is_token_classifier(config.model) else Classifier
-    classifier = kind.load(config.model, backend=config.backend, max_seq_length=config.max_seq_length,
-                           batch_size=config.max_batch, threads=config.threads,
-                           busy_wait=False)  # the HTTP work needs the cores between model calls
+    classifier = load_model(config.model, backend=config.backend, max_seq_length=config.max_seq_length,
+                            batch_size=config.max_batch, threads=config.threads,
+                            busy_wait=False)  # the HTTP work needs the cores between model calls
     app = create_app(classifier, config)
     log.info("serving %s (%s, %s backend) on http://%s:%d (docs at /docs)",
-             config.model, kind.__name__, config.backend, config.host, config.port)
+             config.model, type(classifier).__name__, config.backend, config.host, config.port)
     uvicorn.run(BodyLimit(app, config.max_body_bytes), host=config.host, port=config.port, log_level="warning")
