@@ -292,6 +292,10 @@ def test_standard_init_is_the_plain_model_and_local_is_the_default():
     local, _ = pretrain_module.build_model(PretrainConfig(data="unused", out="unused"))
     changed = [n for n, p in local.state_dict().items() if not torch.equal(p, plain.state_dict()[n])]
     assert "albert.embeddings.position_embeddings.weight" in changed and "predictions.LayerNorm.weight" in changed
+    # words as well as positions reach the hidden layers at full strength: the E->H mapping gains an identity
+    mapping, random_mapping = (m.albert.encoder.embedding_hidden_mapping_in.weight for m in (local, plain))
+    torch.testing.assert_close(mapping[:128] - random_mapping[:128], torch.eye(128))
+    torch.testing.assert_close(mapping[128:], random_mapping[128:])
     assert PretrainConfig(data="d", out="o").optimizer == "adamw" and PretrainConfig(data="d", out="o").lr == 1e-3
     assert PretrainConfig(data="d", out="o", optimizer="lamb").lr == 1.76e-3
     with pytest.raises(ValueError, match="--init"):

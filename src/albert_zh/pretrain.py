@@ -233,7 +233,8 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 5.0):
     about 0.2 around its bias: the model learns the unigram distribution and stays there for
     thousands of steps. Here instead:
       1. the first 2F dimensions of the position embeddings hold sinusoids of F random frequencies
-         (word and token-type embeddings are zero there), and reach the hidden layers unchanged;
+         (word and token-type embeddings are zero there); in the google layout the E->H mapping
+         also passes the embedding through unchanged (identity plus its random values);
       2. head h's query is its key rotated by LOCAL_OFFSETS[h] positions on those dimensions, so
          that head attends to the token that many places away: an n-gram model's input from step 0;
       3. the MLM head's LayerNorm gain starts at `head_gain`, so what the context says moves the
@@ -249,8 +250,8 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 5.0):
         word_energy = emb.word_embeddings.weight[:, 2 * freqs:].pow(2).sum(1).mean()
         emb.word_embeddings.weight[:, dims] = 0
         mapping = model.albert.encoder.embedding_hidden_mapping_in.weight  # (H, E)
-        mapping[dims] = 0
-        mapping[dims, dims] = torch.eye(2 * freqs)
+        kept = min(mapping.shape)  # words and positions reach the first E hidden dims at full strength
+        mapping[:kept, :kept] += torch.eye(kept)
     else:  # brightmart: words are projected to H before positions are added
         projection = emb.embedding_projection.weight  # (H, E)
         # its projected words are ~100x weaker than its H-sized positions: match the whole rest
