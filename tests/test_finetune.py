@@ -67,6 +67,16 @@ def test_finetune_learns_and_writes_its_outputs(trained):
     assert not list(out.glob("*.tmp"))
 
 
+def test_the_curve_says_when_dev_is_the_training_file(tmp_path):
+    history = [{"epoch": e, "train_loss": 1 / e, "dev_loss": 1 / e, "dev_accuracy": e / 3, "dev_macro_f1": e / 3}
+               for e in (1, 2, 3)]
+    figure = ft.plot_curve(history, tmp_path / "curve.png", "fine-tuning lcqmc", "dev (= train file)")
+    labels = [t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()]
+    assert "dev (= train file) accuracy" in labels and "dev (= train file) loss" in labels
+    assert [ax.get_title() for ax in figure.axes] == ["loss", "accuracy and macro-F1"]
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_pretraining_heads_dropped_and_classifier_new(pretrained, senti, tmp_path, caplog):
     with caplog.at_level("INFO"):
         model, _ = ft.load_classifier(str(pretrained), ("0", "1"))

@@ -6,12 +6,15 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Commands a newcomer runs but this test does not, and why.
@@ -53,7 +56,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_serving(port: int, service: subprocess.Popen, seconds: float = 180):
+def wait_until_serving(port: int, service: subprocess.Popen, seconds: float = 900):
+    """Until /health answers; `seconds` only guards against a hang (a starved machine is slow, not broken)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert service.poll() is None, service.stderr.read()
@@ -66,6 +70,8 @@ def wait_until_serving(port: int, service: subprocess.Popen, seconds: float = 18
 
 
 def test_every_readme_command_runs_as_written(demo_run):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed: the README's service examples need it")
     root, demo = demo_run
     assert demo.returncode == 0, demo.stderr
     if not (root / "src").exists():
@@ -85,7 +91,7 @@ def test_every_readme_command_runs_as_written(demo_run):
                 ran.append(command)
                 continue
             asked = command.replace("localhost:8000", f"localhost:{port}")
-            result = subprocess.run(asked, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+            result = subprocess.run(asked, shell=True, cwd=root, env=env, capture_output=True, text=True)
             assert result.returncode == 0, f"{command}\n{result.stdout[-1000:]}\n{result.stderr[-2000:]}"
             if command.startswith("curl"):
                 answer = json.loads(result.stdout)

@@ -337,7 +337,8 @@ def test_with(spec: TaskSpec, test_file: Path, out: Path, config: FinetuneConfig
 
 
 def plot_curve(history: list[dict], path: Path, title: str = "fine-tuning", dev: str = "dev"):
-    """Loss and dev scores by epoch; `dev` names what the dev scores were measured on."""
+    """Write loss and dev scores by epoch to `path`; `dev` names what the dev scores were measured on.
+    Returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -358,6 +359,7 @@ def plot_curve(history: list[dict], path: Path, title: str = "fine-tuning", dev:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig
 
 
 def write_json_atomic(path: Path, obj):
