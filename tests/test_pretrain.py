@@ -227,6 +227,8 @@ def test_curves_say_where_the_evaluation_was_measured_and_no_checkpoints_is_an_o
         figure = pretrain_module.curves_figure(run)
         labels = [t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
         assert f"{measured} sop accuracy" in labels and f"{measured} mlm loss" in labels
+        assert f"{measured} mlm context accuracy" in labels  # what only reading the context gets right
+        assert "most frequent token where the input was changed" in labels
         assert [ax.get_title() for ax in figure.axes] == ["MLM and SOP loss", "MLM and SOP accuracy", "learning rate"]
         assert pretrain_module.plot_run(run).read_bytes()[:4] == b"\x89PNG"
 
@@ -257,6 +259,47 @@ def test_from_scratch_default_is_google_layout_tiny():
     model, _ = pretrain_module.build_model(PretrainConfig(data="unused", out="unused"))
     assert model.config == AlbertConfig.preset("tiny_google")
     assert model.config.embedding_layout == "google"
+
+
+@pytest.mark.parametrize("preset", ["tiny_google", "tiny"])
+def test_local_init_points_each_head_at_its_neighbour(preset):
+    # the first layer's attention probabilities, computed from the module's own weights
+    torch.manual_seed(0)
+    model = AlbertForPreTraining(AlbertConfig.preset(preset))
+    pretrain_module.local_init(model)
+    ids = torch.randint(1000, 8000, (1, 48))
+    x = model.albert.embeddings(ids, None)
+    if model.albert.encoder.embedding_hidden_mapping_in is not None:
+        x = model.albert.encoder.embedding_hidden_mapping_in(x)
+    attention = model.albert.encoder.albert_layer_groups[0].albert_layers[0].attention
+    heads, size = attention.num_heads, attention.head_size
+    q, k = (proj(x).view(1, 48, heads, size).transpose(1, 2) for proj in (attention.query, attention.key))
+    probs = (q @ k.transpose(-1, -2) / size**0.5).softmax(-1)[0]  # (heads, 48, 48)
+    positions = torch.arange(8, 40)
+    for h in range(heads):
+        looked_at = probs[h, positions].argmax(-1) - positions
+        assert (looked_at == pretrain_module.LOCAL_OFFSETS[h]).all(), (h, looked_at)
+    assert torch.equal(model.predictions.LayerNorm.weight, torch.full_like(model.predictions.LayerNorm.weight, 5.0))
+
+
+def test_standard_init_is_the_plain_model_and_local_is_the_default():
+    torch.manual_seed(7)
+    plain = AlbertForPreTraining(AlbertConfig.preset("tiny_google"))
+    torch.manual_seed(7)
+    standard, _ = pretrain_module.build_model(PretrainConfig(data="unused", out="unused", init="standard"))
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), standard.state_dict().values()))
+    torch.manual_seed(7)
+    local, _ = pretrain_module.build_model(PretrainConfig(data="unused", out="unused"))
+    changed = [n for n, p in local.state_dict().items() if not torch.equal(p, plain.state_dict()[n])]
+    assert "albert.embeddings.position_embeddings.weight" in changed and "predictions.LayerNorm.weight" in changed
+    # words as well as positions reach the hidden layers at full strength: the E->H mapping gains an identity
+    mapping, random_mapping = (m.albert.encoder.embedding_hidden_mapping_in.weight for m in (local, plain))
+    torch.testing.assert_close(mapping[:128] - random_mapping[:128], torch.eye(128))
+    torch.testing.assert_close(mapping[128:], random_mapping[128:])
+    assert PretrainConfig(data="d", out="o").optimizer == "adamw" and PretrainConfig(data="d", out="o").lr == 1e-3
+    assert PretrainConfig(data="d", out="o", optimizer="lamb").lr == 1.76e-3
+    with pytest.raises(ValueError, match="--init"):
+        PretrainConfig(data="d", out="o", init="sinusoidal")
 
 
 def test_compiled_training_computes_the_same_steps(setup, tmp_path):

@@ -56,7 +56,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_serving(port: int, service: subprocess.Popen, seconds: float = 180):
+def wait_until_serving(port: int, service: subprocess.Popen, seconds: float = 900):
+    """Until /health answers; `seconds` only guards against a hang (a starved machine is slow, not broken)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert service.poll() is None, service.stderr.read()
@@ -90,7 +91,7 @@ def test_every_readme_command_runs_as_written(demo_run):
                 ran.append(command)
                 continue
             asked = command.replace("localhost:8000", f"localhost:{port}")
-            result = subprocess.run(asked, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+            result = subprocess.run(asked, shell=True, cwd=root, env=env, capture_output=True, text=True)
             assert result.returncode == 0, f"{command}\n{result.stdout[-1000:]}\n{result.stderr[-2000:]}"
             if command.startswith("curl"):
                 answer = json.loads(result.stdout)

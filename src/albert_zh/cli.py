@@ -203,15 +203,20 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                    help=f"sequences per process and micro-step (default: {d.batch_size}); the effective batch is "
                         "batch size x grad accum x processes")
     p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-steps per optimizer step (default: 1)")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr}, the seed's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 with AdamW; 1.76e-3 with LAMB, the "
+                                            "seed's for its batch of 4096)")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps, then polynomial decay to 0 at "
                                                     "--max-steps (default: 10%% of --max-steps)")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"optimizer steps (default: {d.max_steps})")
     p.add_argument("--max-minutes", type=float, help="stop earlier once this much wall time has passed; the "
                                                      "model is saved and exported as at the end")
     p.add_argument("--optimizer", choices=["lamb", "adamw"], default=d.optimizer,
-                   help="LAMB (per-layer trust ratio) or AdamW; LayerNorm and biases get no weight decay "
-                        "(default: lamb)")
+                   help="AdamW, or LAMB (per-layer trust ratio, for batches in the thousands); LayerNorm and "
+                        "biases get no weight decay (default: adamw)")
+    p.add_argument("--init", choices=["local", "standard"], default=d.init,
+                   help="from scratch: 'local' starts each attention head on a neighbouring token and the MLM "
+                        "head's gain at 5, which gets the masked LM off its unigram plateau in a few hundred "
+                        "steps; 'standard' is the TF code's random init (default: local; ignored with --init-from)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
     p.add_argument("--sop-weight", type=float, default=d.sop_weight,
                    help="weight of the sentence-order loss in the total (default: 1, the seed's); on a small "

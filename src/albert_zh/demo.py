@@ -1,7 +1,7 @@
 """The README's main job: the whole flow on the bundled Chinese sample, in a few CPU minutes.
 
-sample_corpus.txt -> prepare-data -> pretrain (albert_tiny, a few steps) -> fine-tune on
-sample_pairs.txt (LCQMC format) -> export to ONNX int8 -> a similarity query. The sample is
+sample_corpus.txt -> prepare-data -> pretrain (tiny_google, pretrain's default recipe, a few steps) -> fine-tune
+on sample_pairs.txt (LCQMC format) -> export to ONNX int8 -> a similarity query. The sample is
 tiny (12 documents, 48 pairs), so the numbers show that every stage runs end to end, not
 what the model can learn; EVALUATION.md reports the real-data runs. It names every file a
 user would open (models, curves, ONNX files) and keeps what it writes small: no resume checkpoints.
@@ -52,9 +52,9 @@ def run_demo(out: str | Path, threads: int = 1, pretrain_steps: int = 60, finetu
     logging.getLogger("albert_zh").setLevel(logging.WARNING)  # the demo prints its own summary of each stage
     started = time.perf_counter()
 
-    config = AlbertConfig.preset("tiny")
+    config = AlbertConfig.preset("tiny_google")
     counts = closed_form_parameter_count(config)
-    _step("1. model: albert_tiny (brightmart's release config)")
+    _step("1. model: tiny_google (albert_tiny's sizes in Google's layout, pretrain's default)")
     print(f"{config.num_hidden_layers} layers sharing '{config.sharing}', H={config.hidden_size}, "
           f"E={config.embedding_size}: {counts['pretraining']:,} parameters with the MLM and SOP heads")
 
@@ -63,8 +63,8 @@ def run_demo(out: str | Path, threads: int = 1, pretrain_steps: int = 60, finetu
                                          max_seq_length=64, dupe_factor=4, workers=1))
     print("\n".join(summary.lines()))
 
-    _step(f"3. pretrain: MLM + sentence order, LAMB, {pretrain_steps} steps")
-    model_dir = pretrain(PretrainConfig(data=str(out / "data"), out=str(out / "pretrain"), config="tiny",
+    _step(f"3. pretrain: MLM + sentence order, the default recipe (--init local, AdamW), {pretrain_steps} steps")
+    model_dir = pretrain(PretrainConfig(data=str(out / "data"), out=str(out / "pretrain"),
                                         batch_size=16, max_steps=pretrain_steps, warmup_steps=pretrain_steps // 10,
                                         keep_checkpoints=0,  # resume checkpoints (51 MB each) a newcomer never needs
                                         eval_every=pretrain_steps // 2, eval_data=str(out / "data")))

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from albert_zh.checkpoint import write_atomic
 from albert_zh.data import PretrainingDataset, read_manifest
-from albert_zh.model import AlbertConfig, AlbertForPreTraining
+from albert_zh.model import AlbertAttention, AlbertConfig, AlbertForPreTraining
 from albert_zh.optim import Lamb, adamw, parameter_groups, warmup_polynomial_decay
 from albert_zh.tokenizer import load_tokenizer
 
@@ -64,10 +64,12 @@ class PretrainConfig:
     init_from: str | None = None
     batch_size: int = 32  # per process and micro-step
     grad_accum: int = 1
-    lr: float = 1.76e-3
+    lr: float | None = None  # default: 1e-3 with AdamW, 1.76e-3 (the seed's, for batch 4096) with LAMB
     warmup_steps: int | None = None  # default: 10% of max_steps, as the seed (12.5k of 125k)
     max_steps: int = 10_000
-    optimizer: str = "lamb"
+    # AdamW: at batch 32 LAMB's step (lr x ||w|| per tensor) is ~30x smaller than AdamW's (EVALUATION.md)
+    optimizer: str = "adamw"
+    init: str = "local"  # from scratch: "local" (heads read their neighbours, see local_init) or "standard"
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     precision: str = "fp32"
@@ -82,6 +84,8 @@ class PretrainConfig:
     sop_weight: float = 1.0  # the SOP loss's weight in the total (the seed: 1)
 
     def __post_init__(self):
+        if self.lr is None:
+            self.lr = 1e-3 if self.optimizer == "adamw" else 1.76e-3
         if self.warmup_steps is None:
             self.warmup_steps = self.max_steps // 10
         problems = []
@@ -102,6 +106,8 @@ class PretrainConfig:
             problems.append("give --config or --init-from, not both (the model's config comes with it)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append("--max-minutes must be positive")
+        if self.init not in ("local", "standard"):
+            problems.append(f"--init {self.init!r}: choose local or standard")
         if self.sop_weight < 0:
             problems.append("--sop-weight must not be negative")
         if problems:
@@ -208,7 +214,66 @@ def build_model(config: PretrainConfig) -> tuple[AlbertForPreTraining, Path]:
         return model, vocab
     name = config.config or "tiny_google"
     model_config = AlbertConfig.from_json(name) if name.endswith(".json") else AlbertConfig.preset(name)
-    return AlbertForPreTraining(model_config), Path(config.data) / "vocab.txt"
+    model = AlbertForPreTraining(model_config)
+    if config.init == "local":
+        local_init(model)
+    return model, Path(config.data) / "vocab.txt"
+
+
+# The token each attention head looks at from the first step, relative to its own position.
+LOCAL_OFFSETS = (-1, 1, -2, 2, -3, 3, -1, 1, -2, 2, -4, 4)
+
+
+@torch.no_grad()
+def local_init(model: AlbertForPreTraining, head_gain: float = 5.0):
+    """Initial values that let a model from scratch read its neighbours at step 0; the architecture
+    is untouched, so the result is a plain ALBERT of its config (EVALUATION.md, 'the plateau').
+
+    With the usual random values every head attends uniformly, and the masked LM's logits vary by
+    about 0.2 around its bias: the model learns the unigram distribution and stays there for
+    thousands of steps. Here instead:
+      1. the first 2F dimensions of the position embeddings hold sinusoids of F random frequencies
+         (word and token-type embeddings are zero there); in the google layout the E->H mapping
+         also passes the embedding through unchanged (identity plus its random values);
+      2. head h's query is its key rotated by LOCAL_OFFSETS[h] positions on those dimensions, so
+         that head attends to the token that many places away: an n-gram model's input from step 0;
+      3. the MLM head's LayerNorm gain starts at `head_gain`, so what the context says moves the
+         logits at once instead of after their weights have grown twentyfold.
+    Every other weight keeps its random value, and all of them train as usual.
+    """
+    config, emb = model.config, model.albert.embeddings
+    heads, head_size = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    width = emb.position_embeddings.weight.shape[1]  # E (google) or H (brightmart)
+    freqs = min(head_size // 2, width // 4)  # F; the other dims keep the words
+    dims = slice(0, 2 * freqs)
+    if emb.embedding_projection is None:  # google: words live in E, then the E->H mapping
+        word_energy = emb.word_embeddings.weight[:, 2 * freqs:].pow(2).sum(1).mean()
+        emb.word_embeddings.weight[:, dims] = 0
+        mapping = model.albert.encoder.embedding_hidden_mapping_in.weight  # (H, E)
+        kept = min(mapping.shape)  # words and positions reach the first E hidden dims at full strength
+        mapping[:kept, :kept] += torch.eye(kept)
+    else:  # brightmart: words are projected to H before positions are added
+        projection = emb.embedding_projection.weight  # (H, E)
+        # its projected words are ~100x weaker than its H-sized positions: match the whole rest
+        word_energy = ((emb.word_embeddings.weight @ projection[2 * freqs:].T).pow(2).sum(1).mean()
+                       + emb.position_embeddings.weight[:, 2 * freqs:].pow(2).sum(1).mean())
+        projection[dims] = 0
+    emb.token_type_embeddings.weight[:, dims] = 0
+    omega = torch.rand(freqs) * (math.pi - 0.3) + 0.3  # incommensurate: no aliasing at long distances
+    angle = torch.arange(emb.position_embeddings.weight.shape[0])[:, None] * omega
+    amplitude = (word_energy / freqs).sqrt()  # positions and words start with equal weight
+    emb.position_embeddings.weight[:, 0:2 * freqs:2] = amplitude * angle.sin()
+    emb.position_embeddings.weight[:, 1:2 * freqs:2] = amplitude * angle.cos()
+    for attention in {id(m): m for m in model.modules() if isinstance(m, AlbertAttention)}.values():
+        for h in range(heads):
+            rows = slice(h * head_size, h * head_size + 2 * freqs)
+            cos, sin = (LOCAL_OFFSETS[h % len(LOCAL_OFFSETS)] * omega).cos(), (LOCAL_OFFSETS[h % len(LOCAL_OFFSETS)] * omega).sin()
+            rotation = torch.zeros(2 * freqs, 2 * freqs)  # q . k_j = sum_f cos(w_f (i + offset - j))
+            rotation[0::2, 0::2], rotation[0::2, 1::2] = torch.diag(cos), torch.diag(sin)
+            rotation[1::2, 0::2], rotation[1::2, 1::2] = torch.diag(-sin), torch.diag(cos)
+            attention.query.weight[rows, dims] += rotation
+            attention.key.weight[rows, dims] += torch.eye(2 * freqs)
+    model.predictions.LayerNorm.weight.fill_(head_gain)
 
 
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
@@ -623,7 +688,9 @@ def curves_figure(run_dir: Path):
     split = evaluated_on(run_dir)
     steps = np.array([r["step"] for r in train])
     for key, ax in (("mlm_loss", axes[0]), ("sop_loss", axes[0]), ("mlm_accuracy", axes[1]),
-                    ("sop_accuracy", axes[1])):
+                    ("mlm_context_accuracy", axes[1]), ("sop_accuracy", axes[1])):
+        if key not in train[-1]:  # runs logged before the metric existed
+            continue
         values, window = smooth([r[key] for r in train])
         ax.plot(steps[window - 1:], values, label=f"train {key.replace('_', ' ')}")
         if evals:
@@ -631,6 +698,9 @@ def curves_figure(run_dir: Path):
     if evals:
         axes[1].axhline(evals[-1]["mlm_most_frequent_token_accuracy"], color="grey", ls=":",
                         label="most frequent token")
+        if "mlm_context_most_frequent_accuracy" in evals[-1]:  # the level of a model that reads no context
+            axes[1].axhline(evals[-1]["mlm_context_most_frequent_accuracy"], color="black", ls=":",
+                            label="most frequent token where the input was changed")
         axes[1].axhline(0.5, color="grey", ls="--", label="SOP chance")
     axes[2].plot(steps, [r["lr"] for r in train])
     for ax, title in zip(axes, ("MLM and SOP loss", "MLM and SOP accuracy", "learning rate")):
