@@ -138,6 +138,8 @@ def main():
                         "first reached 2x, the most the bar allows; else three times --steps)")
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--rows", nargs="+", default=[*OURS, *REFERENCES], choices=[*OURS, *REFERENCES])
+    p.add_argument("--lrs", type=float, nargs="+", help="learning rates of the transformers rows (default: "
+                   + ", ".join(f"{k} {' '.join(f'{lr:g}' for lr in v)}" for k, v in REFERENCES.items()) + ")")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--no-write", action="store_true", help="print only; leave EVALUATION.md alone")
@@ -153,7 +155,7 @@ def main():
                 hit = results["default"].first_at(2.0) if "default" in results else None
                 budget = a.reference_steps or 3 * (hit or a.steps)
                 runs = {f"{row} {lr:g}": reference(data, row, lr, budget, a.eval_every, a.seed)
-                        for lr in REFERENCES[row]}
+                        for lr in a.lrs or REFERENCES[row]}
             for name, curve in runs.items():
                 results[name] = curve
                 print(f"{name:16s} 2x at step {curve.first_at(2.0)}, 1.5x at {curve.first_at(1.5)}, "
