@@ -267,7 +267,8 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 5.0):
     for attention in {id(m): m for m in model.modules() if isinstance(m, AlbertAttention)}.values():
         for h in range(heads):
             rows = slice(h * head_size, h * head_size + 2 * freqs)
-            cos, sin = (LOCAL_OFFSETS[h % len(LOCAL_OFFSETS)] * omega).cos(), (LOCAL_OFFSETS[h % len(LOCAL_OFFSETS)] * omega).sin()
+            shift = LOCAL_OFFSETS[h % len(LOCAL_OFFSETS)] * omega
+            cos, sin = shift.cos(), shift.sin()
             rotation = torch.zeros(2 * freqs, 2 * freqs)  # q . k_j = sum_f cos(w_f (i + offset - j))
             rotation[0::2, 0::2], rotation[0::2, 1::2] = torch.diag(cos), torch.diag(sin)
             rotation[1::2, 0::2], rotation[1::2, 1::2] = torch.diag(-sin), torch.diag(cos)
