@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import transformers
 from bench_model import interleaved
-from common import machine, timing_parser, write_section
+from common import machine, timing_parser, transformers_albert_config, write_section
 
 from albert_zh.finetune import make_optimizer, train_step
 from albert_zh.model import AlbertConfig, AlbertForSequenceClassification
@@ -67,9 +67,8 @@ def main():
     torch.set_num_threads(args.threads)
 
     config = AlbertConfig.preset("tiny", embedding_layout="google", classifier_dropout_prob=0.0)
-    hf_fields = {k: v for k, v in config.to_dict().items() if k not in ("sharing", "embedding_layout", "ln_type")}
     torch.manual_seed(0)
-    theirs = transformers.AlbertForSequenceClassification(transformers.AlbertConfig(**hf_fields)).train()
+    theirs = transformers.AlbertForSequenceClassification(transformers_albert_config(config)).train()
     ours = AlbertForSequenceClassification(config).train()
     ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if k in ours.state_dict()}, strict=True)
     batch, source = lcqmc_batch(config)

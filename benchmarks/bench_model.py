@@ -18,7 +18,7 @@ import statistics
 
 import torch
 import transformers
-from common import machine, median_seconds, timing_parser, write_section
+from common import machine, median_seconds, timing_parser, transformers_albert_config, write_section
 
 from albert_zh.model import AlbertConfig, AlbertForPreTraining, AlbertModel
 
@@ -29,8 +29,7 @@ MASKED = 20
 def twin_models(preset: str, pretraining: bool):
     """Our model and transformers' with identical random weights."""
     config = AlbertConfig.preset(preset, embedding_layout="google")
-    hf_fields = {k: v for k, v in config.to_dict().items() if k not in ("sharing", "embedding_layout", "ln_type")}
-    hf_config = transformers.AlbertConfig(**hf_fields)
+    hf_config = transformers_albert_config(config)
     torch.manual_seed(0)
     if pretraining:
         theirs, ours = transformers.AlbertForPreTraining(hf_config), AlbertForPreTraining(config)

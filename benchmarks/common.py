@@ -48,3 +48,11 @@ def write_section(title: str, body: str, path: Path = BENCHMARKS_MD):
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     path.write_text(text.rstrip() + "\n")
+
+
+def transformers_albert_config(config):
+    """transformers' AlbertConfig for one of our (Google-layout, post-LN, fully shared) configs."""
+    import transformers
+
+    ours_only = ("sharing", "embedding_layout", "ln_type")
+    return transformers.AlbertConfig(**{k: v for k, v in config.to_dict().items() if k not in ours_only})

@@ -36,7 +36,7 @@ from albert_zh.model import AlbertConfig
 from albert_zh.optim import warmup_polynomial_decay
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import METRICS, BatchStream, PretrainConfig, Processes, evaluate, pretrain, train_step
-from common import write_section
+from common import transformers_albert_config, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -84,11 +84,7 @@ class MaskedLMOnly(torch.nn.Module):
         self.config = AlbertConfig.preset("tiny_google")
         c = self.config
         if kind == "hf-albert":
-            hf = transformers.AlbertForMaskedLM(transformers.AlbertConfig(
-                vocab_size=c.vocab_size, embedding_size=c.embedding_size, hidden_size=c.hidden_size,
-                num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
-                intermediate_size=c.intermediate_size, hidden_act="gelu_new", hidden_dropout_prob=0.0,
-                attention_probs_dropout_prob=0.0))
+            hf = transformers.AlbertForMaskedLM(transformers_albert_config(c))
             self.body, self.head = hf.albert, hf.predictions
         else:
             hf = transformers.BertForMaskedLM(transformers.BertConfig(
