@@ -233,6 +233,43 @@ def test_curves_say_where_the_evaluation_was_measured_and_no_checkpoints_is_an_o
         assert pretrain_module.plot_run(run).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_time_limited_run_warms_up_and_decays_within_its_minutes(setup, tmp_path, monkeypatch):
+    """--max-minutes with the default 10,000 steps: the learning rate must still rise to its peak
+    in the first tenth of the time and fall to about 0 by its end (a clock that ticks a second at
+    each reading makes the run take three seconds a step, 20 steps in the minute)."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(pretrain_module, "time", type("Clock", (), {"perf_counter": lambda: float(next(ticks))}))
+    run = tmp_path / "timed"
+    pretrain(PretrainConfig(data=str(setup / "data"), out=str(run), config=str(setup / "small.json"), batch_size=8,
+                            max_minutes=1, keep_checkpoints=0))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in records if r["split"] == "train"]
+    assert 19 <= len(lrs) <= 21
+    peak = max(lrs)
+    assert peak > 0.8e-3 and lrs.index(peak) <= 3  # warmed up within the first tenth of the minute
+    assert lrs[-1] < 0.1 * peak and all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+
+
+def test_loader_workers_give_the_same_batches_across_epochs_and_resume(setup):
+    dataset = PretrainingDataset(setup / "data")
+    procs = Processes(0, 1, torch.device("cpu"))
+    per_epoch = len(dataset) // 8
+    plain = pretrain_module.BatchStream(dataset, 8, procs, seed=3)
+    expected = [plain.next() for _ in range(per_epoch + 3)]  # into the second epoch, masked anew
+    assert plain.position() == {"epoch": 1, "offset": 24}
+    ahead = pretrain_module.BatchStream(PretrainingDataset(setup / "data"), 8, procs, seed=3, workers=2)
+    got = [ahead.next() for _ in range(per_epoch + 3)]
+    assert ahead.position() == plain.position()
+    resumed = pretrain_module.BatchStream(PretrainingDataset(setup / "data"), 8, procs, seed=3, epoch=0,
+                                          offset=8 * (per_epoch - 1), workers=2)
+    got_resumed = [resumed.next() for _ in range(4)]
+    for want, have in zip(expected + expected[-4:], got + got_resumed):
+        assert want.keys() == have.keys()
+        for name in want:
+            assert torch.equal(want[name], have[name]), name
+    assert not torch.equal(expected[0]["input_ids"], expected[per_epoch]["input_ids"])
+
+
 def test_sop_weight_scales_the_sentence_order_gradient_only(setup):
     dataset = PretrainingDataset(setup / "data")
     batch = dataset.collate([dataset[i] for i in range(8)])

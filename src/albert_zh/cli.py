@@ -206,10 +206,13 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 with AdamW; 1.76e-3 with LAMB, the "
                                             "seed's for its batch of 4096)")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps, then polynomial decay to 0 at "
-                                                    "--max-steps (default: 10%% of --max-steps)")
+                                                    "--max-steps (default: 10%% of --max-steps); with "
+                                                    "--max-minutes, whichever limit is nearer sets the pace")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"optimizer steps (default: {d.max_steps})")
-    p.add_argument("--max-minutes", type=float, help="stop earlier once this much wall time has passed; the "
-                                                     "model is saved and exported as at the end")
+    p.add_argument("--max-minutes", type=float, help="stop earlier once the run (resumes included) has taken this "
+                                                     "much wall time; the learning rate warms up over its first "
+                                                     "tenth and decays to 0 at its end, and the model is saved and "
+                                                     "exported as at the end")
     p.add_argument("--optimizer", choices=["lamb", "adamw"], default=d.optimizer,
                    help="AdamW, or LAMB (per-layer trust ratio, for batches in the thousands); LayerNorm and "
                         "biases get no weight decay (default: adamw)")
@@ -237,6 +240,9 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model for training, after a compilation of about a minute: with "
                         "--precision bf16 1.4x faster steps on a 2-core CPU, in fp32 about 1x (benchmarks/bench_pretrain.py)")
+    p.add_argument("--loader-workers", type=int,
+                   help="processes that mask and collate the coming batches while the model trains (default: "
+                        "4 on a GPU; 0 on a CPU, where they would take cores from the step)")
     p.epilog = ("Several processes: the same command under torchrun (--nproc_per_node N; add --nnodes, "
                 "--node_rank and --rdzv_endpoint for several machines); nccl on GPUs, gloo on CPU. "
                 "TensorBoard scalars are written when the tensorboard package is installed.")

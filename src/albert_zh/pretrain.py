@@ -3,7 +3,7 @@
 A run folder holds:
 
     metrics.jsonl               one JSON object per training step, per evaluation, and a summary
-    checkpoints/step-0000500.pt model, optimizer, scheduler, loss scaler, RNG states, data position
+    checkpoints/step-0000500.pt model, optimizer, elapsed time, loss scaler, RNG states, data position
     model/                      the final export (config.json + model.safetensors + vocab.txt)
     tensorboard/                the same scalars as TensorBoard events, if `tensorboard` is installed
 
@@ -81,6 +81,9 @@ class PretrainConfig:
     resume: bool = False
     max_minutes: float | None = None
     compile: bool = False  # torch.compile the training forward and backward
+    # processes that mask and collate batches ahead; None: 4 per process on a GPU, none on a CPU,
+    # where they would take cores from the training step
+    loader_workers: int | None = None
     sop_weight: float = 1.0  # the SOP loss's weight in the total (the seed: 1)
 
     def __post_init__(self):
@@ -108,6 +111,8 @@ class PretrainConfig:
             problems.append("--max-minutes must be positive")
         if self.init not in ("local", "standard"):
             problems.append(f"--init {self.init!r}: choose local or standard")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            problems.append("--loader-workers must not be negative")
         if self.sop_weight < 0:
             problems.append("--sop-weight must not be negative")
         if problems:
@@ -173,32 +178,48 @@ def open_dataset(directory: str, vocab_hash: str, vocab_size: int) -> Pretrainin
 
 
 class BatchStream:
-    """This rank's micro-batches, in the seeded order described in the module docstring."""
+    """This rank's micro-batches, in the seeded order described in the module docstring. With
+    `workers` > 0, DataLoader worker processes read, mask and collate the coming batches while the
+    model trains (on a GPU the masking would otherwise take half of each step); the batches and
+    the saved position are the same either way."""
 
     def __init__(self, dataset: PretrainingDataset, batch_size: int, procs: Processes, seed: int,
-                 epoch: int = 0, offset: int = 0):
+                 epoch: int = 0, offset: int = 0, workers: int = 0):
         self.dataset, self.batch_size, self.procs, self.seed = dataset, batch_size, procs, seed
         self.global_batch = batch_size * procs.world
         if len(dataset) < self.global_batch:
             raise ValueError(f"{dataset.directory} has {len(dataset)} instances, fewer than one batch of "
                              f"{self.global_batch} (batch size x processes)")
-        self.epoch, self.offset = epoch, offset
-        self._order_epoch, self._order = None, None
+        self.epoch, self.offset, self.workers = epoch, offset, workers
+        self._batches = None  # the rest of the current epoch, from self.offset
 
     def position(self) -> dict:
         return {"epoch": self.epoch, "offset": self.offset}
 
+    def _epoch_batches(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset))
+        self.dataset.set_epoch(self.epoch)
+        first = self.procs.rank * self.batch_size
+        # the incomplete last global batch is dropped
+        indices = [order[start + first:start + first + self.batch_size].tolist()
+                   for start in range(self.offset, len(self.dataset) - self.global_batch + 1, self.global_batch)]
+        if not self.workers:
+            return (self.dataset.collate([self.dataset[i] for i in batch]) for batch in indices)
+        # a new loader each epoch: its workers copy the dataset, and with it the epoch's masking seed
+        return iter(torch.utils.data.DataLoader(self.dataset, batch_sampler=indices, collate_fn=self.dataset.collate,
+                                                num_workers=self.workers, prefetch_factor=4,
+                                                pin_memory=self.procs.device.type == "cuda"))
+
     def next(self) -> dict[str, torch.Tensor]:
-        if self.offset + self.global_batch > len(self.dataset):  # the incomplete last batch is dropped
+        if self._batches is None:
+            self._batches = self._epoch_batches()
+        batch = next(self._batches, None)
+        if batch is None:  # the epoch is done (or was, at the saved offset)
             self.epoch, self.offset = self.epoch + 1, 0
-        if self._order_epoch != self.epoch:
-            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset))
-            self._order_epoch = self.epoch
-            self.dataset.set_epoch(self.epoch)
-        start = self.offset + self.procs.rank * self.batch_size
-        indices = self._order[start:start + self.batch_size]
+            self._batches = self._epoch_batches()
+            batch = next(self._batches)
         self.offset += self.global_batch
-        return self.dataset.collate([self.dataset[int(i)] for i in indices])
+        return batch
 
 
 # ---------------------------------------------------------------- model, optimizer, step
@@ -522,19 +543,28 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     eval_set = open_dataset(config.eval_data, vocab_hash, model.config.vocab_size) if config.eval_data else None
     model.to(procs.device).train()
     optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_polynomial_decay(config.warmup_steps,
-                                                                                     config.max_steps))
+    schedule = warmup_polynomial_decay(config.warmup_steps, config.max_steps)
+    peak_lrs = [group["lr"] for group in optimizer.param_groups]
+    budget = config.max_minutes * 60 if config.max_minutes else math.inf
+
+    def set_lr(step: int, elapsed: float) -> float:
+        # with --max-minutes the schedule follows whichever limit comes first, so a time-limited run
+        # still warms up over its first tenth and decays to 0 at its end
+        factor = schedule(max(step, config.max_steps * elapsed / budget))
+        for group, peak in zip(optimizer.param_groups, peak_lrs):
+            group["lr"] = peak * factor
+        return peak_lrs[0] * factor
+
     scaler = torch.amp.GradScaler(procs.device.type) if config.precision == "fp16" else None
     autocast = _autocast(config.precision, procs.device)
     torch.manual_seed(config.seed + 1 + procs.rank)  # dropout differs per rank
 
-    step, position = 0, {"epoch": 0, "offset": 0}
+    step, position, elapsed = 0, {"epoch": 0, "offset": 0}, 0.0
     if config.resume:
         path, state = load_newest_checkpoint(run_dir)
         check_same_model(state["model_config"], model.config.to_dict(), path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         if scaler:
             scaler.load_state_dict(state["scaler"])
         if len(state["rng"]) == procs.world:
@@ -542,10 +572,13 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
         else:
             log.warning("%s was written by %d processes, this run has %d: dropout RNG streams start afresh",
                         path, len(state["rng"]), procs.world)
-        step, position = state["step"], state["data"]
+        step, position, elapsed = state["step"], state["data"], state.get("elapsed", 0.0)
         if procs.main:
             log.info("resuming from %s (step %d, epoch %d)", path, step, position["epoch"])
-    stream = BatchStream(dataset, config.batch_size, procs, config.seed, **position)
+    workers = config.loader_workers
+    if workers is None:
+        workers = min(4, max(1, (os.cpu_count() or 1) // procs.world - 1)) if procs.device.type == "cuda" else 0
+    stream = BatchStream(dataset, config.batch_size, procs, config.seed, **position, workers=workers)
     trained = DDP(model, procs) if procs.world > 1 else model
     if config.compile:  # checkpoints, evaluation and the export keep using `model`, the plain module
         trained = torch.compile(trained)
@@ -560,7 +593,7 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
         if not config.keep_checkpoints:
             return
         state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                 "elapsed": elapsed, "scaler": scaler.state_dict() if scaler else {},
                  "rng": procs.gather(rng_state(procs.device)), "data": stream.position(),
                  "model_config": model.config.to_dict()}
         if procs.main:
@@ -576,8 +609,7 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
                      result["sop_accuracy"], result["mlm_loss"], result["sop_loss"])
 
     global_batch = config.batch_size * config.grad_accum * procs.world
-    budget = config.max_minutes * 60 if config.max_minutes else math.inf
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed  # --max-minutes counts the whole run, resumes included
     train_seconds, sequences, last_saved, last_eval = 0.0, 0, step, None
     bar = tqdm(total=config.max_steps, initial=step, desc="pretrain", unit="step", disable=not procs.main or None)
     # off a terminal the bar is off (in a file it is a run of carriage returns): a log line every tenth of the run
@@ -585,10 +617,9 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     try:
         while step < config.max_steps:
             tick = time.perf_counter()
-            lr = scheduler.get_last_lr()[0]
+            lr = set_lr(step, elapsed)
             result = train_step(trained, optimizer, [stream.next() for _ in range(config.grad_accum)], procs,
                                 autocast, scaler, config.max_grad_norm, config.sop_weight)
-            scheduler.step()
             step += 1
             seconds = time.perf_counter() - tick
             train_seconds += seconds
@@ -608,11 +639,12 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
             if eval_set is not None and step % config.eval_every == 0:
                 run_eval()
                 last_eval = step
-            # every rank must stop at the same step: rank 0's clock decides
-            out_of_time = torch.tensor([float(time.perf_counter() - started > budget)], device=procs.device)
+            # every rank must set the same rate and stop at the same step: rank 0's clock decides
+            clock = torch.tensor([time.perf_counter() - started], dtype=torch.float64, device=procs.device)
             if procs.world > 1:
-                dist.broadcast(out_of_time, 0)
-            if out_of_time.item():
+                dist.broadcast(clock, 0)
+            elapsed = clock.item()
+            if elapsed > budget:
                 if procs.main:
                     log.info("--max-minutes %g reached at step %d", config.max_minutes, step)
                 break
