@@ -94,7 +94,7 @@ def hf_finetune(init: Path, files: dict, out: Path, dataset: str, args, seed: in
     tags = tag_set(spec.labels)
     label2id = {t: i for i, t in enumerate(tags)}
     torch.manual_seed(seed)
-    model = HFTagger(init)
+    model = HFTagger(init).to("cuda" if torch.cuda.is_available() else "cpu")  # as finetune does
     tokenizer = ft.load_tokenizer(init)
     data = {split: ft.encode_task(spec, read_examples(spec, files[split]).examples, tokenizer, label2id,
                                   args.max_seq_length) for split in files}

@@ -320,7 +320,8 @@ def _finetune_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps with a rising learning rate (0.1)")
     p.add_argument("--dropout", type=float, help="classifier dropout (default: the model's)")
     p.add_argument("--seed", type=int, default=42, help="default: 42")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast (default fp32)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast on the CPU, or on the GPU where there is one (default fp32)")
     p.add_argument("--patience", type=int, help="stop after N epochs without a better dev accuracy (entity F1)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--crf", action="store_true", help="entity tasks: a CRF over the tag scores")

@@ -88,7 +88,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     dropout: float | None = None  # classifier dropout; None keeps the model's
     seed: int = 42
-    precision: str = "fp32"  # fp32 | bf16 (CPU autocast)
+    precision: str = "fp32"  # fp32 | bf16 (autocast on the CPU or GPU)
     patience: int | None = None  # stop after this many epochs without a better dev score
     strict: bool = False  # a bad row is an error instead of being skipped and counted
     threads: int | None = None
@@ -217,16 +217,17 @@ def model_outputs(model, data: Encoded | EncodedEntities, batch_size: int = 128,
     for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False,
                       disable=True if desc is None else None):
         batch.pop("labels", None)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(**batch).logits
-        yield batch, logits.float()
+        device = model_device(model)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        yield batch, logits.float()  # on the model's device
     model.train(was_training)
 
 
 def predict_probabilities(model: AlbertForSequenceClassification, data: Encoded, batch_size: int = 128,
                           pad_id: int = 0, precision: str = "fp32", desc: str | None = None) -> np.ndarray:
     """Class probabilities [examples, labels], in the examples' order."""
-    out = [torch.softmax(logits, dim=-1).numpy()
+    out = [torch.softmax(logits, dim=-1).cpu().numpy()
            for _, logits in model_outputs(model, data, batch_size, pad_id, precision, desc)]
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), dtype=np.float32)
 
@@ -236,7 +237,7 @@ def predict_entities(model: AlbertForTokenClassification, data: EncodedEntities,
     """Entities per example (character spans of its text), its windows' tags merged."""
     window_tags = []
     for batch, logits in model_outputs(model, data, batch_size, pad_id, precision, desc):
-        tags = model.decode(logits, batch["attention_mask"])
+        tags = model.decode(logits, batch["attention_mask"].to(logits.device)).cpu()
         window_tags += [row[:n].tolist() for row, n in zip(tags, batch["attention_mask"].sum(1).tolist())]
     return merge_windows(data, window_tags, model.config.id2label)
 
@@ -327,6 +328,7 @@ def finetune(config: FinetuneConfig) -> dict:
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     model, tokenizer = load_classifier(config.model, model_labels, config.dropout, spec.kind, config.crf)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")  # CUDA_VISIBLE_DEVICES= keeps it on the CPU
     train, dev = (encode_task(spec, read[split].examples, tokenizer, label2id, config.max_seq_length, config.stride)
                   for split in ("train", "dev"))
 
@@ -394,9 +396,14 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmu
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def train_step(model, optimizer, scheduler, batch: dict, precision: str = "fp32") -> float:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        loss = model(**batch).loss
+    device = model_device(model)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()}).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
