@@ -222,8 +222,8 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                         "steps; 'standard' is the TF code's random init (default: local; ignored with --init-from)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
     p.add_argument("--sop-weight", type=float, default=d.sop_weight,
-                   help="weight of the sentence-order loss in the total (default: 1, the seed's); on a small "
-                        "budget 10 gets SOP off chance sooner (EVALUATION.md: the 30-minute run)")
+                   help="weight of the sentence-order loss in the total (default: 1, the seed's, which with "
+                        "--init local learned sentence order in 30 CPU minutes; 3 and 10 held the masked LM back)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=d.precision,
                    help="fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU) (default: fp32)")
     p.add_argument("--save-every", type=int, default=d.save_every,
