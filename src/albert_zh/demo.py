@@ -65,7 +65,7 @@ def run_demo(out: str | Path, threads: int = 1, pretrain_steps: int = 60, finetu
 
     _step(f"3. pretrain: MLM + sentence order, the default recipe (--init local, AdamW), {pretrain_steps} steps")
     model_dir = pretrain(PretrainConfig(data=str(out / "data"), out=str(out / "pretrain"),
-                                        batch_size=16, max_steps=pretrain_steps, warmup_steps=pretrain_steps // 10,
+                                        batch_size=16, max_steps=pretrain_steps,
                                         keep_checkpoints=0,  # resume checkpoints (51 MB each) a newcomer never needs
                                         eval_every=pretrain_steps // 2, eval_data=str(out / "data")))
     records = [json.loads(line) for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]

@@ -213,11 +213,11 @@ def model_outputs(model, data: Encoded | EncodedEntities, batch_size: int = 128,
     was_training = model.training
     model.eval()
     steps = math.ceil(len(data) / batch_size)
+    device = model_device(model)
     # disable=None: no bar off a terminal, where it would write a run of carriage returns into the file
     for batch in tqdm(batches(data, batch_size, pad_id), total=steps, desc=desc, leave=False,
                       disable=True if desc is None else None):
         batch.pop("labels", None)
-        device = model_device(model)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         yield batch, logits.float()  # on the model's device
