@@ -53,8 +53,10 @@ def test_default_export_fuses_every_attention_block_and_portable_uses_standard_o
         custom = collections.Counter(n.op_type for n in nodes if n.domain == "com.microsoft")
         if portable:
             assert not custom and not report.fused
-        else:  # one Attention op per layer application (6 applications of the one shared layer)
+        else:  # one Attention op per layer application (6 applications of the one shared layer);
+            # residual + LayerNorm unfused (onnxruntime's SkipLayerNormalization is slower on CPU)
             assert report.fused and custom["Attention"] == SMALL["num_hidden_layers"], custom
+            assert "SkipLayerNormalization" not in custom, custom
         got = onnx_backend(tmp_path / name)(*arrays)
         for output in expected:
             np.testing.assert_allclose(got[output], expected[output], atol=1e-4, rtol=0, err_msg=f"{name} {output}")

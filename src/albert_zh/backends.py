@@ -110,7 +110,10 @@ def onnx_backend(path: str | Path, threads: int | None = None, busy_wait: bool =
         options.intra_op_num_threads = threads
     if not busy_wait:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # Add + LayerNormalization stay apart: onnxruntime's SkipLayerNormalization is far slower on
+    # CPU (see export._fuse_for_onnxruntime)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=["SkipLayerNormFusion"])
     names = [o.name for o in session.get_outputs()]
 
     def run(input_ids, attention_mask, token_type_ids):

@@ -99,8 +99,8 @@ def _export_arguments(p: argparse.ArgumentParser):
                                  "where `Classifier.load(..., backend=...)`, bench and serve look)")
     p.add_argument("--quantize", choices=["int8"], help="ONNX only: int8 dynamic quantization of the weights")
     p.add_argument("--portable", action="store_true",
-                   help="ONNX only: standard ONNX ops, for runtimes other than onnxruntime (default: attention, "
-                        "residual + LayerNorm and GELU fused into onnxruntime's faster ops)")
+                   help="ONNX only: standard ONNX ops, for runtimes other than onnxruntime (default: attention "
+                        "and GELU fused into onnxruntime's faster ops)")
     p.add_argument("--max-seq-length", type=int, default=128,
                    help="ONNX: longest sample the export is checked on (the graph takes any length); "
                         "LiteRT: the model's fixed input length (default: 128)")
