@@ -71,6 +71,21 @@ def test_dynamic_masking_is_reproducible_and_new_each_epoch(prepared):
     assert (restored[0] == restored[1]).all()
 
 
+def test_another_masking_rate_for_dynamic_masks(prepared):
+    """The rate is the masked share of the maskable tokens (not [CLS] or the two [SEP])."""
+    def masked_share(dataset):
+        items = [dataset[i] for i in range(len(dataset))]
+        return sum(len(x["masked_positions"]) for x in items) / sum(len(x["input_ids"]) - 3 for x in items)
+
+    usual, more = PretrainingDataset(prepared / "dynamic"), PretrainingDataset(prepared / "dynamic", masked_lm_prob=0.3)
+    assert 0.13 < masked_share(usual) < 0.17 and 0.27 < masked_share(more) < 0.33
+    assert more.options.max_predictions == round(64 * 0.3) > usual.options.max_predictions == 10
+    assert more.collate([more[i] for i in range(4)])["masked_positions"].shape == (4, 19)
+    with pytest.raises(ValueError, match="static masks"):
+        PretrainingDataset(prepared / "static", masked_lm_prob=0.3)
+    assert PretrainingDataset(prepared / "static", masked_lm_prob=0.15).options.max_predictions == 10
+
+
 def test_dynamic_and_static_share_the_pairs(prepared):
     static, dynamic = PretrainingDataset(prepared / "static"), PretrainingDataset(prepared / "dynamic")
     assert len(static) == len(dynamic)

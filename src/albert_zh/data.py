@@ -4,12 +4,14 @@ A data directory holds `manifest.json`, `vocab.txt` and shards `shard-00000.npy`
 shard is a NumPy array of fixed-width records (one per instance) that `np.load(mmap_mode="r")`
 opens without reading it. Static masking stores the masked ids with the masked positions and
 labels; dynamic masking stores the original ids with packed word-start bits, and the dataset
-masks them anew each epoch with a generator seeded by (seed, epoch, index).
+masks them anew each epoch with a generator seeded by (seed, epoch, index), at the manifest's
+rate or another one given when the dataset is opened.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +61,9 @@ class PretrainingDataset(torch.utils.data.Dataset):
     persistent_workers off so the workers see the new epoch).
     """
 
-    def __init__(self, directory: str | Path, seed: int | None = None):
+    def __init__(self, directory: str | Path, seed: int | None = None, masked_lm_prob: float | None = None):
+        """masked_lm_prob: with dynamic masking, mask this fraction instead of the manifest's (and
+        predict up to that fraction of max_seq_length tokens); static masks cannot change."""
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         self.seed = self.manifest["seed"] if seed is None else seed
@@ -67,6 +71,12 @@ class PretrainingDataset(torch.utils.data.Dataset):
         self.dynamic = self.manifest["masking"] == "dynamic"
         self.options = masking_options(self.manifest)
         self.max_seq_length = self.manifest["max_seq_length"]
+        if masked_lm_prob is not None and masked_lm_prob != self.options.masked_lm_prob:
+            if not self.dynamic:
+                raise ValueError(f"{self.directory} holds static masks ({self.options.masked_lm_prob:.0%} fixed by "
+                                 f"prepare-data); a masking rate of {masked_lm_prob:.0%} needs --masking dynamic")
+            most = max(self.options.max_predictions, round(self.max_seq_length * masked_lm_prob))
+            self.options = replace(self.options, masked_lm_prob=masked_lm_prob, max_predictions=most)
         self._ends = np.cumsum([shard["instances"] for shard in self.manifest["shards"]])
         self._shards: list[np.ndarray] | None = None  # opened lazily, once per process
 
@@ -122,7 +132,7 @@ class PretrainingDataset(torch.utils.data.Dataset):
                 "masked_labels": labels.astype(np.int64), "sentence_order_label": int(record["sop_label"])}
 
     def collate(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        return collate_pretraining(items, self.manifest["max_predictions"], self.manifest["pad_id"])
+        return collate_pretraining(items, self.options.max_predictions, self.manifest["pad_id"])
 
 
 def collate_pretraining(items: list[dict], max_predictions: int, pad_id: int = 0) -> dict[str, torch.Tensor]:
