@@ -5,9 +5,10 @@ length, and returns pooled_output (and logits for a fine-tuned classifier), or f
 tagger the tag scores of every token (a CRF's decoding runs after the graph). By default it is
 then fused for onnxruntime (its transformer optimizer turns each attention block and GELU into
 one op each; residual + LayerNorm stay two standard ops, see `_fuse_for_onnxruntime`);
-`portable=True` keeps standard ONNX ops only, for other runtimes. Cross-layer sharing survives export: each distinct weight is one initializer that
-every layer's nodes read, so the file is about the size of model.safetensors, not num_layers
-times it. int8 is onnxruntime's dynamic quantization of the weights of MatMul, Attention and Gather.
+`portable=True` keeps standard ONNX ops only, for other runtimes. Cross-layer sharing survives
+export: each distinct weight is one initializer that every layer's nodes read, so the file is
+about the size of model.safetensors, not num_layers times it. int8 is onnxruntime's dynamic
+quantization of the weights of MatMul, Attention and Gather.
 LiteRT (.tflite, for phones) goes through litert-torch (`pip install albert_zh[litert]`): one
 sequence of a fixed length per call, as mobile runtimes prefer; shorter inputs are padded.
 """
