@@ -48,12 +48,12 @@ def batch(config: AlbertConfig, size: int):
     return ids, torch.ones_like(ids), types
 
 
-def pretraining_batch(config: AlbertConfig, size: int):
-    """batch() plus MASKED masked positions per sequence, their labels (as positions and as a
+def pretraining_batch(config: AlbertConfig, size: int, masked: int = MASKED):
+    """batch() plus `masked` masked positions per sequence, their labels (as positions and as a
     [B, T] map with -100 elsewhere, transformers' form) and sentence-order labels."""
     ids, mask, types = batch(config, size)
     g = torch.Generator().manual_seed(1)
-    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:MASKED] + 1 for _ in range(size)]).sort(1).values
+    positions = torch.stack([torch.randperm(SEQ - 2, generator=g)[:masked] + 1 for _ in range(size)]).sort(1).values
     masked_labels = ids.gather(1, positions)
     labels = torch.full_like(ids, -100).scatter(1, positions, masked_labels)
     sop = torch.randint(0, 2, (size,), generator=g)

@@ -349,8 +349,9 @@ def forward_sums(model, batch: dict[str, torch.Tensor], autocast) -> torch.Tenso
 
 def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, autocast=contextlib.nullcontext(),
                scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 1.0,
-               sop_weight: float = 1.0) -> dict[str, float]:
-    """One optimizer step over this rank's micro-batches; returns the step's metrics over all ranks."""
+               sop_weight: float = 1.0, sums=forward_sums) -> dict[str, float]:
+    """One optimizer step over this rank's micro-batches; returns the step's metrics over all ranks.
+    sums: `forward_sums` or a compiled copy of it."""
     counts = torch.tensor([sum(int((b["masked_labels"] != -100).sum()) for b in micro_batches),
                            sum(len(b["sentence_order_label"]) for b in micro_batches)], dtype=torch.float64)
     masked_total, sequences_total = procs.sum(counts.to(procs.device)).clamp(min=1).tolist()
@@ -359,11 +360,11 @@ def train_step(model, optimizer, micro_batches: list[dict], procs: Processes, au
         batch = {k: v.to(procs.device, non_blocking=True) for k, v in batch.items()}
         last = i == len(micro_batches) - 1
         with contextlib.nullcontext() if last or procs.world == 1 else model.no_sync():
-            sums = forward_sums(model, batch, autocast)
+            batch_sums = sums(model, batch, autocast)
             # DDP averages gradients over ranks; the world factor turns that average into the sum
-            loss = (sums[0] / masked_total + sop_weight * sums[1] / sequences_total) * procs.world
+            loss = (batch_sums[0] / masked_total + sop_weight * batch_sums[1] / sequences_total) * procs.world
             (scaler.scale(loss) if scaler else loss).backward()
-        totals += sums.detach().double()
+        totals += batch_sums.detach().double()
     if scaler:
         scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -598,8 +599,10 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
         workers = min(4, max(1, (os.cpu_count() or 1) // procs.world - 1)) if procs.device.type == "cuda" else 0
     stream = BatchStream(dataset, config.batch_size, procs, config.seed, **position, workers=workers)
     trained = DDP(model, procs) if procs.world > 1 else model
-    if config.compile:  # checkpoints, evaluation and the export keep using `model`, the plain module
-        trained = torch.compile(trained)
+    # Compiled with the model, the losses over the vocabulary never hold the scores in fp32 (a
+    # 1,024 x 21,128 tensor a step at batch 32): 1.28x the steps of compiling the model alone on
+    # 2 CPU cores. Checkpoints, evaluation and the export keep using `model`, the plain module.
+    sums = torch.compile(forward_sums) if config.compile else forward_sums
 
     if procs.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -637,7 +640,7 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
             tick = time.perf_counter()
             lr = set_lr(step, elapsed)
             result = train_step(trained, optimizer, [stream.next() for _ in range(config.grad_accum)], procs,
-                                autocast, scaler, config.max_grad_norm, config.sop_weight)
+                                autocast, scaler, config.max_grad_norm, config.sop_weight, sums)
             step += 1
             seconds = time.perf_counter() - tick
             train_seconds += seconds
