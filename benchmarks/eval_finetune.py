@@ -9,7 +9,7 @@ Data (../shared/data, read-only):
   chnsenticorp: the first --train-size rows of train.tsv (shuffled with seed 0) -> dev.tsv picks the
                 best epoch -> test.tsv is reported;
   lcqmc:        lcqmc/dev.txt shuffled with seed 0 and cut into train (--train-size) / dev (1000) /
-                test (1000); the rest is unused.
+                test (all the rest: 3,802 pairs with the default --train-size).
 
     python benchmarks/eval_finetune.py --pretrained runs/pretrain/model [--seeds 0,1,2]
 """
@@ -46,7 +46,7 @@ def split_files(work: Path, train_size: int) -> dict[str, dict[str, Path]]:
     pairs = (SHARED / "lcqmc" / "dev.txt").read_text(encoding="utf-8").splitlines()
     rng.shuffle(pairs)
     for name, part in (("train", pairs[:train_size]), ("dev", pairs[train_size:train_size + 1000]),
-                       ("test", pairs[train_size + 1000:train_size + 2000])):
+                       ("test", pairs[train_size + 1000:])):
         (data / f"lcqmc_{name}.txt").write_text("\n".join(part) + "\n", encoding="utf-8")
     return {
         "chnsenticorp": {"train": data / "chnsenticorp_train.tsv", "dev": SHARED / "chnsenticorp" / "dev.tsv",
