@@ -42,17 +42,26 @@ def split_files(work: Path, train_size: int) -> dict[str, dict[str, Path]]:
     senti = (SHARED / "chnsenticorp" / "train.tsv").read_text(encoding="utf-8").splitlines()
     header, rows = senti[0], senti[1:]
     rng.shuffle(rows)
-    (data / "chnsenticorp_train.tsv").write_text("\n".join([header, *rows[:train_size]]) + "\n", encoding="utf-8")
+    write_split(data / "chnsenticorp_train.tsv", [header, *rows[:train_size]])
     pairs = (SHARED / "lcqmc" / "dev.txt").read_text(encoding="utf-8").splitlines()
     rng.shuffle(pairs)
     for name, part in (("train", pairs[:train_size]), ("dev", pairs[train_size:train_size + 1000]),
                        ("test", pairs[train_size + 1000:])):
-        (data / f"lcqmc_{name}.txt").write_text("\n".join(part) + "\n", encoding="utf-8")
+        write_split(data / f"lcqmc_{name}.txt", part)
     return {
         "chnsenticorp": {"train": data / "chnsenticorp_train.tsv", "dev": SHARED / "chnsenticorp" / "dev.tsv",
                          "test": SHARED / "chnsenticorp" / "test.tsv"},
         "lcqmc": {"train": data / "lcqmc_train.txt", "dev": data / "lcqmc_dev.txt", "test": data / "lcqmc_test.txt"},
     }
+
+
+def write_split(path: Path, lines: list[str]):
+    """Finished runs in WORK are reused, so their split must not change under them (another
+    --train-size, or an earlier version of this script's splits)."""
+    text = "\n".join(lines) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
+        raise SystemExit(f"{path} holds another split than this run would write; choose another --work")
+    path.write_text(text, encoding="utf-8")
 
 
 def random_start(work: Path, pretrained: str | None) -> str:
