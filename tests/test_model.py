@@ -15,6 +15,7 @@ from albert_zh.model import (
     AlbertForTokenClassification,
     AlbertModel,
     closed_form_parameter_count,
+    gelu_tanh,
 )
 
 transformers = pytest.importorskip("transformers")
@@ -35,6 +36,14 @@ def inputs(batch=3, seq=12, seed=0):
     types = torch.zeros(batch, seq, dtype=torch.long)
     types[:, seq // 2:] = 1
     return ids, mask, types
+
+
+def test_gelu_tanh_takes_the_same_values_when_compiled(monkeypatch):
+    x = torch.linspace(-12, 12, 2001, dtype=torch.float64)
+    eager = gelu_tanh(x)
+    torch.testing.assert_close(eager, torch.nn.functional.gelu(x, approximate="tanh"), rtol=0, atol=0)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # the sigmoid form inductor gets
+    torch.testing.assert_close(gelu_tanh(x), eager, rtol=1e-12, atol=1e-12)
 
 
 # ---- parameter counts -------------------------------------------------------------------

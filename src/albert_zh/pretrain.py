@@ -313,7 +313,7 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 5.0):
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "lamb":
         return Lamb(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
-    return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6)
+    return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6, fused=True)
 
 
 STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences", "changed_correct",
