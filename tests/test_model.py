@@ -206,6 +206,33 @@ def test_token_classifier_matches_hf_both_ways(tmp_path):
     torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_training_skips_padding_with_the_same_loss_and_gradients_as_hf(tmp_path, padding):
+    """In training our encoder computes the real tokens only (`Unpadded`); transformers computes all."""
+    config = small_config(num_labels=7, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                          classifier_dropout_prob=0.0)
+    hf, ours = hf_and_ours(transformers.AlbertForTokenClassification, AlbertForTokenClassification, config, 6,
+                           tmp_path)
+    hf.train(), ours.train()
+    ids, mask, types = inputs(batch=4, seq=12)
+    mask[1, 5:] = 0
+    if padding == "left":
+        mask = mask.flip(1)
+    labels = torch.randint(0, 7, ids.shape, generator=torch.Generator().manual_seed(7)).masked_fill(mask == 0, -100)
+    ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    out = ours(ids, mask, types, labels=labels)
+    torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)
+    real = mask.bool()
+    torch.testing.assert_close(out.logits[real], ref.logits[real], atol=1e-5, rtol=0)
+    ref.loss.backward(), out.loss.backward()
+    theirs = dict(hf.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, theirs[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():  # the padded positions were never computed
+        assert ours.albert(ids, mask, types).sequence_output[~real].abs().max() == 0
+        assert ours.eval().albert(ids, mask, types).sequence_output[~real].abs().max() > 0
+
+
 def test_token_classifier_with_crf_starts_from_a_pretraining_checkpoint(tmp_path):
     config = small_config()
     AlbertForPreTraining(config).save_pretrained(tmp_path / "pre")

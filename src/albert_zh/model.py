@@ -237,6 +237,27 @@ class AlbertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+class Unpadded(NamedTuple):
+    """Where the real tokens of a padded (B, T) batch are. In training the encoder
+    keeps only those, (N, H), so the per-token products skip the padding; attention alone needs the
+    (B, T) layout and gets it back with zeros at the padded positions, which the mask hides."""
+
+    tokens: torch.Tensor  # (N,) indices of the real tokens in the flattened B * T positions
+    batch: int
+    seq: int
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> "Unpadded":
+        return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (N, D)
+        return x.flatten(0, 1).index_select(0, self.tokens)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:  # (N, D) -> (B, T, D), zeros where padded
+        padded = x.new_zeros(self.batch * self.seq, x.shape[-1]).index_copy(0, self.tokens, x)
+        return padded.view(self.batch, self.seq, -1)
+
+
 class AlbertAttention(nn.Module):
     def __init__(self, config: AlbertConfig):
         super().__init__()
@@ -250,11 +271,11 @@ class AlbertAttention(nn.Module):
         self.attention_dropout = config.attention_probs_dropout_prob
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        B, T, H = x.shape
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, unpadded: Unpadded | None = None) -> torch.Tensor:
         h = self.LayerNorm(x) if self.pre_ln else x
-        q, k, v = (proj(h).view(B, T, self.num_heads, self.head_size).transpose(1, 2)
-                   for proj in (self.query, self.key, self.value))
+        q, k, v = (proj(h) if unpadded is None else unpadded.unpack(proj(h)) for proj in (self.query, self.key, self.value))
+        B, T, H = q.shape
+        q, k, v = (t.view(B, T, self.num_heads, self.head_size).transpose(1, 2) for t in (q, k, v))
         if mask is not None and mask.is_floating_point():
             # Exporters: attention written out with an additive mask, the pattern onnxruntime fuses
             # into its single Attention op (see AlbertModel.forward).
@@ -265,6 +286,8 @@ class AlbertAttention(nn.Module):
                 q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0
             )
         y = y.transpose(1, 2).reshape(B, T, H)
+        if unpadded is not None:
+            y = unpadded.pack(y)
         y = self.dropout(self.dense(y)) + x  # this order lets onnxruntime fuse the first layer too
         return y if self.pre_ln else self.LayerNorm(y)
 
@@ -280,8 +303,8 @@ class AlbertLayer(nn.Module):
         self.activation = ACTIVATIONS[config.hidden_act]
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention(x, mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, unpadded: Unpadded | None = None) -> torch.Tensor:
+        x = self.attention(x, mask, unpadded)
         h = self.full_layer_layer_norm(x) if self.pre_ln else x
         y = x + self.dropout(self.ffn_output(self.activation(self.ffn(h))))
         return y if self.pre_ln else self.full_layer_layer_norm(y)
@@ -313,13 +336,14 @@ class AlbertTransformer(nn.Module):
             for part in SHARED_PARTS.get(config.sharing, ()):
                 setattr(group.albert_layers[0], part, getattr(first, part))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, unpadded: Unpadded | None = None) -> torch.Tensor:
+        """x: (B, T, E or H), or with `unpadded` its real tokens (N, E or H); returns the same layout in H."""
         if self.embedding_hidden_mapping_in is not None:
-            x = self.embedding_hidden_mapping_in(x)  # (B, T, E) -> (B, T, H)
+            x = self.embedding_hidden_mapping_in(x)  # E -> H
         num_groups = len(self.albert_layer_groups)
         for i in range(self.num_layers):
             for layer in self.albert_layer_groups[i * num_groups // self.num_layers].albert_layers:
-                x = layer(x, mask)
+                x = layer(x, mask, unpadded)
         return x
 
 
@@ -414,7 +438,13 @@ class AlbertModel(AlbertPreTrainedModel):
         elif attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True where keys may be attended
         x = self.embeddings(input_ids, token_type_ids)
-        x = self.encoder(x, mask)
+        if self.training and mask is not None and not tracing:
+            # no loss reads a padded position: skip them (their outputs are zeros); in eval they are
+            # computed as transformers does, and traced graphs keep one path for all inputs
+            unpadded = Unpadded.of(attention_mask)
+            x = unpadded.unpack(self.encoder(unpadded.pack(x), mask, unpadded))
+        else:
+            x = self.encoder(x, mask)
         return AlbertOutput(x, torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None)
 
 
