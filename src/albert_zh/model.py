@@ -56,7 +56,7 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     """The tanh approximation of GELU, which the original TF code calls "gelu" and HF "gelu_new"."""
     if torch.compiler.is_compiling():
         # The same function, as 0.5 * (1 + tanh(z)) = sigmoid(2z): inductor's CPU kernels compute
-        # exp about 3.5x faster than tanh (BENCHMARKS.md, 'Pretraining step').
+        # exp about 3.6x faster than tanh (BENCHMARKS.md, 'Pretraining step').
         return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x))
     return F.gelu(x, approximate="tanh")
 
@@ -238,9 +238,9 @@ class AlbertEmbeddings(nn.Module):
 
 
 class Unpadded(NamedTuple):
-    """Where the real tokens of a padded (B, T) batch are. In training the encoder
-    keeps only those, (N, H), so the per-token products skip the padding; attention alone needs the
-    (B, T) layout and gets it back with zeros at the padded positions, which the mask hides."""
+    """Where the real tokens of a padded (B, T) batch are. In training the encoder keeps only those,
+    (N, H), so the per-token products skip the padding; attention alone needs the (B, T) layout and
+    gets it back with zeros at the padded positions, which the mask hides."""
 
     tokens: torch.Tensor  # (N,) indices of the real tokens in the flattened B * T positions
     batch: int
