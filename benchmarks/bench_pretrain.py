@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pretrain.py [--threads 2] [--rounds 3] [--repeats 3]
 
-tiny (Google layout), batch 32 x 128, 32 masked positions per sequence (pretrain's default 25% of
+tiny (Google layout), batch 32 x 128, 51 masked positions per sequence (pretrain's default 40% of
 128), fp32, CPU, the same weights and batch on both sides. Ours is the step the pretrain command
 runs (`pretrain.train_step`: forward, summed losses, backward, gradient clipping, its default AdamW),
 eager and as `--compile` runs it (model and losses compiled together; the compilation happens in

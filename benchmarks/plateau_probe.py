@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from common import transformers_albert_config, write_section
 
 from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertConfig
 from albert_zh.optim import warmup_polynomial_decay
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import METRICS, BatchStream, PretrainConfig, Processes, evaluate, pretrain, train_step
-from common import transformers_albert_config, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

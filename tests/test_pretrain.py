@@ -215,8 +215,8 @@ def test_off_a_terminal_progress_is_a_line_per_tenth_of_the_run(setup, tmp_path,
     assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
     steps = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("step ")]
     assert steps == [f"step {s}/20" for s in range(2, 21, 2)]
-    # the data's masks are dynamic: the default rate for training is 25%, not the manifest's 15%
-    assert "training masks: 25% of the tokens, up to 8 per sequence (dynamic)" in caplog.messages
+    # the data's masks are dynamic: the default rate for training is 40%, not the manifest's 15%
+    assert "training masks: 40% of the tokens, up to 13 per sequence (dynamic)" in caplog.messages
 
 
 def test_curves_say_where_the_evaluation_was_measured_and_no_checkpoints_is_an_option(setup, tmp_path):
@@ -273,6 +273,41 @@ def test_loader_workers_give_the_same_batches_across_epochs_and_resume(setup):
     assert not torch.equal(expected[0]["input_ids"], expected[per_epoch]["input_ids"])
 
 
+def test_grouping_by_length_sorts_within_pools_and_keeps_every_instance():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 129, 1000)
+    order = rng.permutation(1000)
+    grouped = pretrain_module.grouped_by_length(order, lengths, 8, np.random.default_rng(1), pool_batches=10)
+    assert sorted(grouped) == list(range(1000))
+    np.testing.assert_array_equal(
+        grouped, pretrain_module.grouped_by_length(order, lengths, 8, np.random.default_rng(1), pool_batches=10))
+    for start in range(0, 1000, 80):  # instances stay in their pool of 10 batches
+        assert set(grouped[start:start + 80]) == set(order[start:start + 80])
+        batches = sorted(lengths[grouped[start:start + 80]].reshape(-1, 8).tolist())
+        assert all(a[-1] <= b[0] for a, b in zip(batches, batches[1:]))  # each batch one stretch of the sorted pool
+    assert not np.array_equal(lengths[grouped], np.sort(lengths[grouped]))  # the batches themselves are shuffled
+
+
+def test_grouped_batches_pad_less_and_resume_exactly(setup):
+    dataset = PretrainingDataset(setup / "data")
+    assert dataset.lengths().tolist() == [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+    procs = Processes(0, 1, torch.device("cpu"))
+    per_epoch = len(dataset) // 8
+    plain = pretrain_module.BatchStream(dataset, 8, procs, seed=3)
+    grouped = pretrain_module.BatchStream(PretrainingDataset(setup / "data"), 8, procs, seed=3, group_by_length=True)
+    plain_batches = [plain.next() for _ in range(per_epoch)]
+    grouped_batches = [grouped.next() for _ in range(per_epoch + 2)]
+    def padded(batches):
+        return sum(int((1 - b["attention_mask"]).sum()) for b in batches)
+    assert padded(grouped_batches[:per_epoch]) < padded(plain_batches) / 2
+    resumed = pretrain_module.BatchStream(PretrainingDataset(setup / "data"), 8, procs, seed=3, epoch=0,
+                                          offset=8 * (per_epoch - 1), group_by_length=True)
+    for want in grouped_batches[-3:]:
+        have = resumed.next()
+        for name in want:
+            assert torch.equal(want[name], have[name]), name
+
+
 def test_sop_weight_scales_the_sentence_order_gradient_only(setup):
     dataset = PretrainingDataset(setup / "data")
     batch = dataset.collate([dataset[i] for i in range(8)])
@@ -319,7 +354,7 @@ def test_local_init_points_each_head_at_its_neighbour(preset):
     for h in range(heads):
         looked_at = probs[h, positions].argmax(-1) - positions
         assert (looked_at == pretrain_module.LOCAL_OFFSETS[h]).all(), (h, looked_at)
-    assert torch.equal(model.predictions.LayerNorm.weight, torch.full_like(model.predictions.LayerNorm.weight, 5.0))
+    assert torch.equal(model.predictions.LayerNorm.weight, torch.full_like(model.predictions.LayerNorm.weight, 8.0))
 
 
 def test_standard_init_is_the_plain_model_and_local_is_the_default():

@@ -91,6 +91,12 @@ class PretrainingDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0
 
+    def lengths(self) -> np.ndarray:
+        """The number of tokens of every instance, in index order."""
+        if self._shards is None:
+            self._shards = self._open()
+        return np.concatenate([shard["length"] for shard in self._shards]).astype(np.int64)
+
     def _open(self) -> list[np.ndarray]:
         dtype = record_dtype(self.max_seq_length, self.manifest["max_predictions"], self.manifest["masking"],
                              self.manifest["vocab_size"])

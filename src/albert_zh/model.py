@@ -247,7 +247,7 @@ class Unpadded(NamedTuple):
     seq: int
 
     @classmethod
-    def of(cls, attention_mask: torch.Tensor) -> "Unpadded":
+    def of(cls, attention_mask: torch.Tensor) -> Unpadded:
         return cls(attention_mask.flatten().nonzero().squeeze(1), *attention_mask.shape)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (N, D)
