@@ -248,7 +248,8 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its newest complete checkpoint")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model and its losses for training, after a compilation of about a minute: "
-                        "with --precision bf16 2x faster steps on a 2-core CPU, in fp32 1.1x to 1.3x (benchmarks/bench_pretrain.py)")
+                        "with --precision bf16 2x faster steps on a 2-core CPU, in fp32 1.1x to 1.3x "
+                        "(benchmarks/bench_pretrain.py)")
     p.add_argument("--loader-workers", type=int,
                    help="processes that mask and collate the coming batches while the model trains (default: "
                         "4 on a GPU; 0 on a CPU, where they would take cores from the step)")
