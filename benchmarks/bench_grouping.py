@@ -41,6 +41,7 @@ from albert_zh.pretrain import (
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 BATCH, POOL = 32, 64
+ONE_CPU_PROCESS = Processes(0, 1, torch.device("cpu"))
 
 
 def sample_corpora(out: Path) -> list[str]:
@@ -60,14 +61,14 @@ def sample_corpora(out: Path) -> list[str]:
 
 def pool_batches(data: Path, grouped: bool) -> list[dict]:
     dataset = PretrainingDataset(data, masked_lm_prob=DYNAMIC_MASKED_LM_PROB)
-    stream = BatchStream(dataset, BATCH, Processes(0, 1, torch.device("cpu")), seed=12345, group_by_length=grouped)
+    stream = BatchStream(dataset, BATCH, ONE_CPU_PROCESS, seed=12345, group_by_length=grouped)
     return [stream.next() for _ in range(POOL)]
 
 
 def timed_pass(model, optimizer, batches, autocast, sums) -> float:
     start = time.perf_counter()
     for batch in batches:
-        train_step(model, optimizer, [batch], Processes(0, 1, torch.device("cpu")), autocast, sums=sums)
+        train_step(model, optimizer, [batch], ONE_CPU_PROCESS, autocast, sums=sums)
     return (time.perf_counter() - start) / len(batches)
 
 

@@ -93,9 +93,13 @@ class PretrainingDataset(torch.utils.data.Dataset):
 
     def lengths(self) -> np.ndarray:
         """The number of tokens of every instance, in index order."""
+        return np.concatenate([shard["length"] for shard in self._opened()]).astype(np.int64)
+
+    def _opened(self) -> list[np.ndarray]:
+        """The shards' memory maps, opened on first use in this process."""
         if self._shards is None:
             self._shards = self._open()
-        return np.concatenate([shard["length"] for shard in self._shards]).astype(np.int64)
+        return self._shards
 
     def _open(self) -> list[np.ndarray]:
         dtype = record_dtype(self.max_seq_length, self.manifest["max_predictions"], self.manifest["masking"],
@@ -116,11 +120,9 @@ class PretrainingDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"instance {index} out of range ({len(self)})")
-        if self._shards is None:
-            self._shards = self._open()
         shard = int(np.searchsorted(self._ends, index, side="right"))
         row = index - (int(self._ends[shard - 1]) if shard else 0)
-        record = self._shards[shard][row]
+        record = self._opened()[shard][row]
         length, a_length = int(record["length"]), int(record["a_length"])
         ids = record["input_ids"][:length].astype(np.int64)
         if self.dynamic:
