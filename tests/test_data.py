@@ -96,6 +96,20 @@ def test_dynamic_and_static_share_the_pairs(prepared):
         assert (s["input_ids"] == d["input_ids"]).all() and s["a_length"] == d["a_length"]
 
 
+def test_label_ids_are_every_id_a_mask_can_hold(prepared):
+    from albert_zh.tokenizer import load_tokenizer
+
+    corpus_ids = {i for ids in load_tokenizer().encode_plain(SENTENCES) for i in ids}  # the tokenizer's, not the shards'
+    dynamic = PretrainingDataset(prepared / "dynamic")
+    assert set(dynamic.label_ids()) == corpus_ids
+    static = PretrainingDataset(prepared / "static")
+    static_labels = {int(label) for i in range(len(static)) for label in static[i]["masked_labels"]}
+    assert set(static.label_ids()) == static_labels and static_labels <= corpus_ids
+    for epoch in range(3):  # whatever a new epoch's masks pick is among them
+        dynamic.set_epoch(epoch)
+        assert {int(label) for i in range(len(dynamic)) for label in dynamic[i]["masked_labels"]} <= corpus_ids
+
+
 def test_data_loader_with_workers_and_pickling(prepared):
     dataset = PretrainingDataset(prepared / "dynamic")
     dataset[0]  # opens the memory maps

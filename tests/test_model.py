@@ -158,6 +158,11 @@ def test_losses_match_hf_and_masked_positions_agree_with_labels(tmp_path):
     assert by_labels.mlm_logits.shape == (6, 21128)  # only the masked positions
     assert by_positions.mlm_logits.shape == (3, 2, 21128)
     torch.testing.assert_close(by_positions.mlm_logits.reshape(6, -1), by_labels.mlm_logits)
+    # scoring some ids only gives those columns of the scores (the labels then index into them)
+    scored = torch.tensor([7, 100, 5000, 21127])
+    with torch.no_grad():
+        some = ours(ids, mask, types, masked_positions=positions, vocab_ids=scored)
+    torch.testing.assert_close(some.mlm_logits, by_positions.mlm_logits[..., scored])
 
 
 def hf_and_ours(hf_class, our_class, config: AlbertConfig, seed: int, path):

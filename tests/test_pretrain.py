@@ -1,6 +1,7 @@
 """Pretraining: LAMB against the paper's rule worked by hand, exact resume after SIGKILL,
 torchrun on 2 CPU processes equal to 1 process with the double batch, and bad input."""
 
+import contextlib
 import errno
 import json
 import os
@@ -391,6 +392,34 @@ def test_compiled_training_computes_the_same_steps(setup, tmp_path):
     state = torch.load(list_checkpoints(compiled)[-1], weights_only=True)
     assert not any(name.startswith("_orig_mod") for name in state["model"])
     AlbertForPreTraining.from_pretrained(compiled / "model")
+
+
+def test_the_loss_scores_only_the_ids_the_data_holds(setup, tmp_path):
+    dataset = PretrainingDataset(setup / "data")
+    scored = dataset.label_ids()
+    vocab = pretrain_module.scored_vocab(scored, SMALL_MODEL["vocab_size"], torch.device("cpu"))
+    torch.manual_seed(0)
+    model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
+    batch = dataset.collate([dataset[i] for i in range(8)])
+    got = pretrain_module.forward_sums(model, batch, contextlib.nullcontext(), vocab)
+    # by hand: the full scores' columns of the scored ids, the labels' places among them
+    full = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                 masked_positions=batch["masked_positions"]).mlm_logits
+    labels = batch["masked_labels"][batch["masked_labels"] != -100]
+    logits = full[batch["masked_labels"] != -100][:, torch.from_numpy(scored)]
+    targets = torch.searchsorted(torch.from_numpy(scored), labels)
+    torch.testing.assert_close(got[0], torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+    assert got[2] == (logits.argmax(-1) == targets).sum()
+
+    # from scratch, the ids never scored end far below the lowest bias of the scored ones; "all" trains every id
+    assert main(cli_args(setup, tmp_path / "data", "--max-steps", "3", "--mlm-vocab", "data")) == 0
+    assert main(cli_args(setup, tmp_path / "all", "--max-steps", "3")) == 0
+    bias = {run: AlbertForPreTraining.from_pretrained(tmp_path / run / "model").predictions.bias.detach()
+            for run in ("data", "all")}
+    unscored = torch.ones(SMALL_MODEL["vocab_size"], dtype=torch.bool)
+    unscored[torch.from_numpy(scored)] = False
+    assert (bias["data"][unscored] == bias["data"][~unscored].min() - 20).all()
+    assert (bias["data"][~unscored] != 0).all() and (bias["all"] != 0).all()
 
 
 class CopyingModel(torch.nn.Module):

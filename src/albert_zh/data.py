@@ -95,6 +95,17 @@ class PretrainingDataset(torch.utils.data.Dataset):
         """The number of tokens of every instance, in index order."""
         return np.concatenate([shard["length"] for shard in self._opened()]).astype(np.int64)
 
+    def label_ids(self) -> np.ndarray:
+        """The sorted vocabulary ids a masked position of this data can have as its label: every id
+        of the texts (dynamic masks) or of the stored labels (static), special tokens left out."""
+        field = "input_ids" if self.dynamic else "masked_labels"
+        seen = np.zeros(self.manifest["vocab_size"], dtype=bool)
+        for shard in self._opened():
+            for start in range(0, len(shard), 1 << 16):  # a slice at a time: shards can be larger than memory
+                seen[np.unique(shard[start:start + (1 << 16)][field])] = True
+        seen[self.manifest["special_ids"]] = False
+        return np.flatnonzero(seen)
+
     def _opened(self) -> list[np.ndarray]:
         """The shards' memory maps, opened on first use in this process."""
         if self._shards is None:

@@ -459,11 +459,15 @@ class AlbertMLMHead(nn.Module):
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, x: torch.Tensor, embeddings: AlbertEmbeddings) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, embeddings: AlbertEmbeddings, vocab_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of every vocabulary id (..., V), or of `vocab_ids` only (..., len(vocab_ids))."""
         x = self.LayerNorm(self.activation(self.dense(x)))
         if embeddings.embedding_projection is not None:
             x = x @ embeddings.embedding_projection.weight  # brightmart: back from H to E
-        return F.linear(x, embeddings.word_embeddings.weight, self.bias)  # (..., V)
+        weight, bias = embeddings.word_embeddings.weight, self.bias
+        if vocab_ids is not None:
+            weight, bias = weight[vocab_ids], bias[vocab_ids]
+        return F.linear(x, weight, bias)
 
 
 class AlbertSOPHead(nn.Module):
@@ -492,10 +496,12 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         labels=None,
         sentence_order_label=None,
         masked_positions=None,
+        vocab_ids=None,
     ) -> PreTrainingOutput:
         """MLM logits are computed only where they are needed, as the original TF code does:
         at `masked_positions` (B, P) if given (then `labels` is (B, P), -100 on padding), else at
-        the positions where `labels` (B, T) is not -100, else (no labels) at every position."""
+        the positions where `labels` (B, T) is not -100, else (no labels) at every position.
+        With `vocab_ids` (K,) they score only those ids, and labels are indices into vocab_ids."""
         sequence_output, pooled_output = self.albert(input_ids, attention_mask, token_type_ids)
         if masked_positions is not None:
             index = masked_positions.long().unsqueeze(-1).expand(-1, -1, sequence_output.shape[-1])
@@ -506,7 +512,7 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
             at_masks, targets = sequence_output[selected], labels[selected]  # (N, H), (N,)
         else:
             at_masks, targets = sequence_output, None
-        mlm_logits = self.predictions(at_masks, self.albert.embeddings)
+        mlm_logits = self.predictions(at_masks, self.albert.embeddings, vocab_ids)
         sop_logits = self.sop_classifier(pooled_output)
 
         mlm_loss = sop_loss = None
