@@ -210,11 +210,12 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                         "with --init local it reached 2x the no-context level on a memorised set sooner than 0.25, "
                         "which learned sooner than 0.15; static masks keep the rate prepare-data gave them); "
                         "--eval-data keep their own")
-    p.add_argument("--mlm-vocab", choices=["data", "all"], default=d.mlm_vocab,
-                   help="'all': the masked LM's loss scores the whole vocabulary; 'data': only the ids the "
-                        "training data holds (8,459 of 21,128 on the shared corpora: in 30 CPU minutes 1.15x the "
-                        "steps, as much learned per step at 700). From scratch, the exported model gives the ids left "
-                        "out an output bias 20 below the lowest of the others (default: all)")
+    p.add_argument("--mlm-vocab", choices=["data", "all"],
+                   help="'data': the masked LM's loss scores only the ids the training data holds (8,459 of "
+                        "21,128 on the shared corpora: in 30 CPU minutes 1.15x to 1.25x the steps and ahead on "
+                        "held-out text with two seeds); from scratch, the exported model gives the ids left out an "
+                        "output bias 5 below the lowest of the others. 'all': every id (default: data from scratch, all "
+                        "with --init-from, whose model has trained rows for every id)")
     p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=d.group_by_length,
                    help="batch instances of like lengths together (sorted within pools of 64 batches, the "
                         "batches then shuffled): less padding where documents are short, no change where every "
