@@ -653,6 +653,11 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     if config.resume:
         path, state = load_newest_checkpoint(run_dir)
         check_same_model(state["model_config"], model.config.to_dict(), path)
+        # runs started before --mlm-vocab data became the default scored every id
+        earlier = json.loads((run_dir / "pretrain_config.json").read_text()).get("mlm_vocab", "all")
+        if earlier != config.mlm_vocab and procs.main:
+            log.warning("%s was trained with --mlm-vocab %s and resumes with %s: pass --mlm-vocab %s to keep its loss",
+                        run_dir, earlier, config.mlm_vocab, earlier)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler:
