@@ -654,7 +654,7 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
         path, state = load_newest_checkpoint(run_dir)
         check_same_model(state["model_config"], model.config.to_dict(), path)
         # runs started before --mlm-vocab data became the default scored every id
-        earlier = json.loads((run_dir / "pretrain_config.json").read_text()).get("mlm_vocab", "all")
+        earlier = saved_config(run_dir).get("mlm_vocab", "all")
         if earlier != config.mlm_vocab and procs.main:
             log.warning("%s was trained with --mlm-vocab %s and resumes with %s: pass --mlm-vocab %s to keep its loss",
                         run_dir, earlier, config.mlm_vocab, earlier)
@@ -794,10 +794,15 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
+def saved_config(run_dir: Path) -> dict:
+    """The PretrainConfig the run last started with, as JSON ({} where the run has none)."""
+    path = Path(run_dir) / "pretrain_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def evaluated_on(run_dir: Path) -> str:
     """What the run's evaluation measured: held-out data, or its training data (--eval-data = --data)."""
-    path = run_dir / "pretrain_config.json"
-    config = json.loads(path.read_text()) if path.is_file() else {}
+    config = saved_config(run_dir)
     if config.get("eval_data") and Path(config["eval_data"]).resolve() == Path(config["data"]).resolve():
         return "eval on training data"
     return "held-out"
