@@ -595,7 +595,11 @@ def pretrain(config: PretrainConfig) -> Path:
     """Train as configured; returns the exported model directory RUN_DIR/model."""
     procs = start_processes()
     try:
-        return _run(config, procs)
+        export = _run(config, procs)
+        if procs.world > 1:
+            # the others wait while rank 0 exports: a rank that tore gloo down alone was seen to abort (SIGABRT)
+            dist.barrier()
+        return export
     finally:
         if procs.world > 1:
             dist.destroy_process_group()
