@@ -86,6 +86,17 @@ def test_another_masking_rate_for_dynamic_masks(prepared):
     assert PretrainingDataset(prepared / "static", masked_lm_prob=0.15).options.max_predictions == 10
 
 
+def test_another_span_length_for_dynamic_masks(prepared):
+    usual, single = PretrainingDataset(prepared / "dynamic"), PretrainingDataset(prepared / "dynamic", ngram=1)
+    assert usual.options.ngram == 3 and single.options.ngram == 1
+    assert single.options.max_predictions == usual.options.max_predictions  # the rate is unchanged
+    assert any((usual[i]["masked_positions"].shape != single[i]["masked_positions"].shape
+                or (usual[i]["masked_positions"] != single[i]["masked_positions"]).any()) for i in range(len(usual)))
+    with pytest.raises(ValueError, match="static masks.*spans of up to 3 words"):
+        PretrainingDataset(prepared / "static", ngram=1)
+    assert PretrainingDataset(prepared / "static", ngram=3).options.ngram == 3
+
+
 def test_dynamic_and_static_share_the_pairs(prepared):
     static, dynamic = PretrainingDataset(prepared / "static"), PretrainingDataset(prepared / "dynamic")
     assert len(static) == len(dynamic)

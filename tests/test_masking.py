@@ -149,6 +149,8 @@ def test_mask_batch_statistics():
     assert abs(masked.counts.sum() / maskable.sum() - 0.15) < 0.01
     spans = np.bincount(masked.span_lengths, minlength=4)[1:] / len(masked.span_lengths)
     assert np.abs(spans - ngram_probabilities(3)).max() < 0.03, spans
+    single = mask_batch(tokens, starts, maskable, MaskingOptions(ngram=1), np.random.default_rng(3))
+    assert set(single.span_lengths) == {1} and abs(single.counts.sum() / maskable.sum() - 0.15) < 0.01
     rows = np.broadcast_to(np.arange(len(tokens))[:, None], masked.positions.shape)
     slots = np.arange(20) < masked.counts[:, None]
     new, old = masked.input_ids[rows[slots], masked.positions[slots]], masked.labels[slots]

@@ -61,9 +61,11 @@ class PretrainingDataset(torch.utils.data.Dataset):
     persistent_workers off so the workers see the new epoch).
     """
 
-    def __init__(self, directory: str | Path, seed: int | None = None, masked_lm_prob: float | None = None):
-        """masked_lm_prob: with dynamic masking, mask this fraction instead of the manifest's (and
-        predict up to that fraction of max_seq_length tokens); static masks cannot change."""
+    def __init__(self, directory: str | Path, seed: int | None = None, masked_lm_prob: float | None = None,
+                 ngram: int | None = None):
+        """masked_lm_prob, ngram: with dynamic masking, mask this fraction of the tokens (predicting up to
+        that fraction of max_seq_length) in spans of 1..ngram words, instead of the manifest's; static
+        masks cannot change."""
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         self.seed = self.manifest["seed"] if seed is None else seed
@@ -71,12 +73,15 @@ class PretrainingDataset(torch.utils.data.Dataset):
         self.dynamic = self.manifest["masking"] == "dynamic"
         self.options = masking_options(self.manifest)
         self.max_seq_length = self.manifest["max_seq_length"]
-        if masked_lm_prob is not None and masked_lm_prob != self.options.masked_lm_prob:
-            if not self.dynamic:
-                raise ValueError(f"{self.directory} holds static masks ({self.options.masked_lm_prob:.0%} fixed by "
-                                 f"prepare-data); a masking rate of {masked_lm_prob:.0%} needs --masking dynamic")
-            most = max(self.options.max_predictions, round(self.max_seq_length * masked_lm_prob))
-            self.options = replace(self.options, masked_lm_prob=masked_lm_prob, max_predictions=most)
+        changes = {name: value for name, value in (("masked_lm_prob", masked_lm_prob), ("ngram", ngram))
+                   if value is not None and value != getattr(self.options, name)}
+        if changes and not self.dynamic:
+            raise ValueError(f"{self.directory} holds static masks (fixed by prepare-data: "
+                             f"{self.options.masked_lm_prob:.0%} of the tokens in spans of up to {self.options.ngram} "
+                             f"words); another masking rate or span length needs --masking dynamic")
+        if "masked_lm_prob" in changes:
+            changes["max_predictions"] = max(self.options.max_predictions, round(self.max_seq_length * masked_lm_prob))
+        self.options = replace(self.options, **changes)
         self._ends = np.cumsum([shard["instances"] for shard in self.manifest["shards"]])
         self._shards: list[np.ndarray] | None = None  # opened lazily, once per process
 
