@@ -216,8 +216,8 @@ def test_off_a_terminal_progress_is_a_line_per_tenth_of_the_run(setup, tmp_path,
     assert "\r" not in capsys.readouterr().err  # pytest's capture is no terminal, as a log file or a pipe is not
     steps = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("step ")]
     assert steps == [f"step {s}/20" for s in range(2, 21, 2)]
-    # the data's masks are dynamic: training masks 40% in single words, not the manifest's 15% in spans of up to 3
-    assert "training masks: 40% of the tokens, up to 13 per sequence, longest span 1 word(s) (dynamic)" in caplog.messages
+    # the data's masks are dynamic: the default rate for training is 40%, not the manifest's 15%; its spans as prepared
+    assert "training masks: 40% of the tokens, up to 13 per sequence, longest span 3 word(s) (dynamic)" in caplog.messages
 
 
 def test_curves_say_where_the_evaluation_was_measured_and_no_checkpoints_is_an_option(setup, tmp_path):
@@ -432,14 +432,17 @@ def test_the_loss_scores_only_the_ids_the_data_holds(setup, tmp_path, caplog):
 
 def test_resuming_a_run_of_other_masked_spans_says_so(setup, tmp_path, caplog):
     caplog.set_level("WARNING")
-    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2")) == 0
-    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume")) == 0
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2", "--ngram", "1")) == 0
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume", "--ngram", "1")) == 0
     assert "masked spans" not in caplog.text  # same spans: nothing to say
-    # a run from before single-word spans became the default saved no ngram: it masked the data's spans of 3
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "4", "--resume")) == 0
+    assert "trained with masked spans of up to 1 words and resumes with 3: pass --ngram 1" in caplog.text
+    # a run that saved no ngram (started before the option) masked the data's spans
     saved = tmp_path / "r" / "pretrain_config.json"
     saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "ngram"}))
-    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "4", "--resume")) == 0
-    assert "trained with masked spans of up to 3 words and resumes with 1: pass --ngram 3" in caplog.text
+    caplog.clear()
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "5", "--resume")) == 0
+    assert "masked spans" not in caplog.text
 
 
 class CopyingModel(torch.nn.Module):

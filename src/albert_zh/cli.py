@@ -211,10 +211,10 @@ def _pretrain_arguments(p: argparse.ArgumentParser):
                         "which learned sooner than 0.15; static masks keep the rate prepare-data gave them); "
                         "--eval-data keep their own")
     p.add_argument("--ngram", type=int,
-                   help="longest masked span, in words, of the training masks (default: 1 where the data's masks "
-                        "are dynamic: single words reached 1.44x-1.72x the no-context level on held-out text in 700 "
-                        "steps, where Google's spans of up to 3 words reached 1.30x-1.63x, and in 30 minutes were "
-                        "ahead or level with two seeds; static masks keep prepare-data's); --eval-data keep their own")
+                   help="longest masked span, in words, of dynamic training masks (default: the data's, "
+                        "prepare-data's --ngram, 3 as Google's; 1 = single words: ahead on held-out text at 700 "
+                        "steps and ahead or level in 30 minutes, but fine-tuning from those starts gained less on "
+                        "LCQMC, EVALUATION.md); static masks keep prepare-data's, --eval-data their own")
     p.add_argument("--mlm-vocab", choices=["data", "all"],
                    help="'data': the masked LM's loss scores only the ids the training data holds (8,459 of "
                         "21,128 on the shared corpora: in 30 CPU minutes 1.15x to 1.25x the steps and ahead on "

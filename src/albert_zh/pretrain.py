@@ -90,7 +90,7 @@ class PretrainConfig:
     # fraction of the training data's tokens masked; default 40% where the masks are dynamic (made
     # as the batches are read), the data's own where prepare-data fixed them. Held-out data keep theirs.
     masked_lm_prob: float | None = None
-    # longest masked span, in words, of dynamic masks; default 1 (DYNAMIC_NGRAM), static masks keep theirs
+    # longest masked span, in words, of dynamic masks; default: the data's (prepare-data's --ngram, 3)
     ngram: int | None = None
     group_by_length: bool = False  # batches of instances of like lengths (less padding; see grouped_by_length)
     # "data": the MLM loss scores only the ids the training data holds (40% of the vocabulary on the
@@ -187,11 +187,6 @@ def start_processes() -> Processes:
 # and 40% with the MLM head gain at 8 (local_init) 1.36x-1.75x, while reaching 2x on the memorised
 # probe 25 steps sooner (EVALUATION.md): more targets a step, for more time (the vocabulary's scores).
 DYNAMIC_MASKED_LM_PROB = 0.4
-# Longest masked span, in words, of dynamically masked training data: single words (whole-word
-# masking still covers all of a word's characters) left more context around each target than
-# Google's spans of up to 3 words: at 700 steps 1.44x-1.72x on held-out text masked with spans of
-# up to 3 words, against 1.30x-1.63x, and ahead or level in 30 minutes with two seeds (EVALUATION.md).
-DYNAMIC_NGRAM = 1
 
 
 def open_dataset(directory: str, vocab_hash: str, vocab_size: int, masked_lm_prob: float | None = None,
@@ -628,11 +623,10 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     torch.manual_seed(config.seed)
     model, vocab_file = build_model(config)
     vocab_hash = load_tokenizer(vocab_file).vocab_hash
-    masked_lm_prob, ngram = config.masked_lm_prob, config.ngram
-    if read_manifest(config.data)["masking"] == "dynamic":  # the recipe's masks; static ones stay as prepared
-        masked_lm_prob = DYNAMIC_MASKED_LM_PROB if masked_lm_prob is None else masked_lm_prob
-        ngram = DYNAMIC_NGRAM if ngram is None else ngram
-    dataset = open_dataset(config.data, vocab_hash, model.config.vocab_size, masked_lm_prob, ngram)
+    masked_lm_prob = config.masked_lm_prob
+    if masked_lm_prob is None and read_manifest(config.data)["masking"] == "dynamic":
+        masked_lm_prob = DYNAMIC_MASKED_LM_PROB
+    dataset = open_dataset(config.data, vocab_hash, model.config.vocab_size, masked_lm_prob, config.ngram)
     if procs.main:
         log.info("training masks: %.0f%% of the tokens, up to %d per sequence, longest span %d word(s) (%s)",
                  100 * dataset.options.masked_lm_prob, dataset.options.max_predictions, dataset.options.ngram,
@@ -668,14 +662,13 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     if config.resume:
         path, state = load_newest_checkpoint(run_dir)
         check_same_model(state["model_config"], model.config.to_dict(), path)
-        # runs started before --mlm-vocab data became the default scored every id, and those started
-        # before single-word spans masked the data's spans
+        # runs started before --mlm-vocab data became the default scored every id
         saved = saved_config(run_dir)
         earlier = saved.get("mlm_vocab", "all")
         if earlier != config.mlm_vocab and procs.main:
             log.warning("%s was trained with --mlm-vocab %s and resumes with %s: pass --mlm-vocab %s to keep its loss",
                         run_dir, earlier, config.mlm_vocab, earlier)
-        spans = saved.get("ngram", dataset.manifest["ngram"]) or DYNAMIC_NGRAM  # null: the default of its time
+        spans = saved.get("ngram") or dataset.manifest["ngram"]  # none saved: the data's
         if dataset.dynamic and spans != dataset.options.ngram and procs.main:
             log.warning("%s was trained with masked spans of up to %d words and resumes with %d: pass --ngram %d "
                         "to keep its masks", run_dir, spans, dataset.options.ngram, spans)
