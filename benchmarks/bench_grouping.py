@@ -100,7 +100,7 @@ def main():
         runs = {}
         for kind in batches:
             model = copy.deepcopy(base)
-            optimizer = make_optimizer(model, PretrainConfig(data="", out=""))
+            optimizer = make_optimizer(model, PretrainConfig(data="", out="", optimizer="adamw"))
             sums = torch.compile(forward_sums) if compiled else forward_sums
             timed_pass(model, optimizer, batches[kind][:8], autocast, sums)  # warm-up (and compilation)
             runs[kind] = (model, optimizer, sums)

@@ -36,7 +36,7 @@ def main():
     micro_batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "masked_positions": positions,
                    "masked_labels": masked_labels, "sentence_order_label": sop}
     processes = Processes(rank=0, world=1, device=torch.device("cpu"))
-    defaults = PretrainConfig(data="", out="")
+    defaults = PretrainConfig(data="", out="", optimizer="adamw")  # the optimizer transformers' side runs
     optimizer = make_optimizer(ours, defaults)
     twin = copy.deepcopy(ours)  # the compiled runs train their own copy
     twin_optimizer, compiled_sums = make_optimizer(twin, defaults), torch.compile(forward_sums)

@@ -41,7 +41,8 @@ from albert_zh.pretrain import METRICS, BatchStream, PretrainConfig, Processes, 
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-OURS = {"default": {}, "mlm-vocab all": {"mlm_vocab": "all"}, "seed": {"optimizer": "lamb", "init": "standard"},
+OURS = {"default": {}, "adamw": {"optimizer": "adamw"}, "mlm-vocab all": {"mlm_vocab": "all"},
+        "seed": {"optimizer": "lamb", "init": "standard"},
         "standard init": {"init": "standard"}}
 REFERENCES = {"hf-albert": (1e-4, 3e-4, 1e-3), "hf-bert": (5e-4,)}  # BERT: the rate of shared/tools/mlm_reference.py
 

@@ -21,7 +21,7 @@ from albert_zh import pretrain as pretrain_module
 from albert_zh.cli import main
 from albert_zh.data import PretrainingDataset
 from albert_zh.model import AlbertConfig, AlbertForPreTraining, PreTrainingOutput
-from albert_zh.optim import Lamb, parameter_groups
+from albert_zh.optim import Lamb, adamw, muon_adamw, parameter_groups
 from albert_zh.prepare import PrepareConfig, prepare_data
 from albert_zh.pretrain import CheckpointSaveError, PretrainConfig, Processes, list_checkpoints, pretrain, train_step
 
@@ -93,6 +93,39 @@ def test_biases_and_layer_norms_are_exempt_in_the_real_model():
     assert all(n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n for n in exempt)
     assert not any(n.endswith("bias") or "LayerNorm" in n for n in decayed)
     assert "albert.embeddings.word_embeddings.weight" in decayed
+
+
+def test_muon_moves_the_layer_matrices_by_orthogonal_steps_and_adamw_the_rest():
+    """--optimizer muon: PyTorch's Muon for the layers' weight matrices, whose first step is lr x
+    sqrt(max(1, rows / cols)) times an orthogonalised gradient (singular values near 1; Newton-Schulz
+    leaves them within about 0.7..1.2); AdamW, whose first step is lr x g / (|g| + eps), for everything else."""
+    torch.manual_seed(0)
+    model = AlbertForPreTraining(AlbertConfig(**SMALL_MODEL))
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    lr, muon_lr = 1e-3, 0.02
+    optimizer = muon_adamw(model, lr, muon_lr, weight_decay=0.0)
+    optimizer.step()
+    muon_names = {n for n, p in model.named_parameters() if ".albert_layers." in n and p.ndim == 2}
+    assert len(muon_names) == 6  # query, key, value, dense, ffn, ffn_output of the one shared layer
+    for name, p in model.named_parameters():
+        step = before[name] - p.detach()
+        if name in muon_names:
+            rows, cols = p.shape
+            singular = torch.linalg.svdvals(step / (muon_lr * max(1, rows / cols) ** 0.5))
+            assert 0.6 < singular.min() and singular.max() < 1.3, name
+        else:
+            torch.testing.assert_close(step, lr * p.grad / (p.grad.abs() + 1e-6), atol=1e-7, rtol=1e-4)
+
+    # a resumed run's schedule scales the groups that loading the state put in place
+    resumed = muon_adamw(model, lr, muon_lr, weight_decay=0.0)
+    resumed.load_state_dict(optimizer.state_dict())
+    for group in resumed.param_groups:
+        group["lr"] = 0.0
+    assert all(g["lr"] == 0.0 for o in resumed.optimizers for g in o.param_groups)
+    with pytest.raises(ValueError, match="another optimizer"):
+        resumed.load_state_dict(adamw(model, lr, 0.0).state_dict())
 
 
 # ---------------------------------------------------------------- resume and distributed
@@ -372,7 +405,9 @@ def test_standard_init_is_the_plain_model_and_local_is_the_default():
     mapping, random_mapping = (m.albert.encoder.embedding_hidden_mapping_in.weight for m in (local, plain))
     torch.testing.assert_close(mapping[:128] - random_mapping[:128], torch.eye(128))
     torch.testing.assert_close(mapping[128:], random_mapping[128:])
-    assert PretrainConfig(data="d", out="o").optimizer == "adamw" and PretrainConfig(data="d", out="o").lr == 7e-4
+    # Muon (and AdamW at 7e-4 for the rest) from scratch; AdamW alone from a trained model
+    assert PretrainConfig(data="d", out="o").optimizer == "muon" and PretrainConfig(data="d", out="o").lr == 7e-4
+    assert PretrainConfig(data="d", out="o", init_from="m").optimizer == "adamw"
     assert PretrainConfig(data="d", out="o", optimizer="lamb").lr == 1.76e-3
     # the loss scores the data's ids from scratch, every id of a trained model with --init-from
     assert PretrainConfig(data="d", out="o").mlm_vocab == "data"
@@ -428,6 +463,16 @@ def test_the_loss_scores_only_the_ids_the_data_holds(setup, tmp_path, caplog):
     caplog.set_level("WARNING")
     assert main(cli_args(setup, tmp_path / "all", "--max-steps", "4", "--resume")) == 0
     assert "trained with --mlm-vocab all and resumes with data" in caplog.text
+
+
+def test_resuming_with_another_optimizer_stops_and_says_which(setup, tmp_path):
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2", "--optimizer", "adamw")) == 0
+    with pytest.raises(SystemExit, match="trained with --optimizer adamw: pass --optimizer adamw"):
+        main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume"))
+    # a run that saved no optimizer (started before muon became the default) trained with AdamW
+    saved = tmp_path / "r" / "pretrain_config.json"
+    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "optimizer"}))
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume", "--optimizer", "adamw")) == 0
 
 
 def test_resuming_a_run_of_other_masked_spans_says_so(setup, tmp_path, caplog):

@@ -10,6 +10,10 @@ minutes" (2019), Algorithm 2, with phi = identity: for each parameter tensor x w
 
 Parameters in a group with `adapt=False` (LayerNorm weights and all biases, as the seed's
 optimizer excludes them) get neither weight decay nor the trust ratio: a plain Adam step.
+
+`muon_adamw`, pretraining's default from scratch, steps the transformer layers' weight matrices
+with PyTorch's Muon (Jordan et al. 2024: momentum, then the update's singular values pushed to
+about 1 by a few Newton-Schulz iterations) and everything else with AdamW.
 """
 
 from __future__ import annotations
@@ -33,6 +37,58 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float, **kwargs) -> t
     """AdamW with the same exemptions (fine-tuning, and pretraining with --optimizer adamw)."""
     groups = [{k: v for k, v in group.items() if k != "adapt"} for group in parameter_groups(model, weight_decay)]
     return torch.optim.AdamW(groups, lr=lr, **kwargs)
+
+
+def muon_adamw(model: torch.nn.Module, lr: float, muon_lr: float, weight_decay: float) -> Chained:
+    """Muon (PyTorch's: momentum, then each update orthogonalised by Newton-Schulz iterations) for the
+    transformer layers' weight matrices, AdamW for everything else: embeddings, their E->H mapping,
+    LayerNorms, biases, pooler and heads, as Muon's authors split a model. Muon's matrices get no
+    weight decay (it was measured without)."""
+    matrices = [p for name, p in model.named_parameters()
+                if p.requires_grad and p.ndim == 2 and ".albert_layers." in name]
+    if not matrices:
+        raise ValueError("Muon needs the transformer layers' weight matrices; this model has none")
+    chosen = {id(p) for p in matrices}
+    rest = adamw(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-6, fused=True)
+    for group in rest.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in chosen]
+    return Chained(rest, torch.optim.Muon(matrices, lr=muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True))
+
+
+class Chained(torch.optim.Optimizer):
+    """Optimizers over disjoint parameters, stepped as one: `param_groups` lists every group (a
+    schedule scales each group's rate), and the state dict holds each optimizer's."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+        self.defaults, self.state = {}, {}
+
+    @property
+    def param_groups(self) -> list[dict]:  # read anew: loading a state dict replaces the groups
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for optimizer in self.optimizers:
+            optimizer.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True):
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"chained": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict):
+        if len(state_dict.get("chained", ())) != len(self.optimizers):
+            raise ValueError("this optimizer state was written by another optimizer")
+        for optimizer, state in zip(self.optimizers, state_dict["chained"]):
+            optimizer.load_state_dict(state)
 
 
 class Lamb(torch.optim.Optimizer):

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from albert_zh.checkpoint import write_atomic
 from albert_zh.data import PretrainingDataset, read_manifest
 from albert_zh.model import AlbertAttention, AlbertConfig, AlbertForPreTraining
-from albert_zh.optim import Lamb, adamw, parameter_groups, warmup_polynomial_decay
+from albert_zh.optim import Lamb, adamw, muon_adamw, parameter_groups, warmup_polynomial_decay
 from albert_zh.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,14 @@ class PretrainConfig:
     init_from: str | None = None
     batch_size: int = 32  # per process and micro-step
     grad_accum: int = 1
-    lr: float | None = None  # default: 7e-4 with AdamW, 1.76e-3 (the seed's, for batch 4096) with LAMB
+    lr: float | None = None  # default: 7e-4 with AdamW (and AdamW's part of muon), 1.76e-3 (the seed's) with LAMB
+    muon_lr: float = 0.005  # --optimizer muon: Muon's rate for the layers' weight matrices
     warmup_steps: int | None = None  # default: 10% of max_steps, as the seed (12.5k of 125k)
     max_steps: int = 10_000
-    # AdamW: at batch 32 LAMB's step (lr x ||w|| per tensor) is ~30x smaller than AdamW's (EVALUATION.md)
-    optimizer: str = "adamw"
+    # "muon": Muon on the layers' weight matrices, AdamW on the rest; "adamw"; "lamb": at batch 32 LAMB's
+    # step (lr x ||w|| per tensor) is ~30x smaller than AdamW's (EVALUATION.md). Default: muon from
+    # scratch, adamw with --init-from (measured from scratch only)
+    optimizer: str | None = None
     init: str = "local"  # from scratch: "local" (heads read their neighbours, see local_init) or "standard"
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -99,8 +102,10 @@ class PretrainConfig:
     mlm_vocab: str | None = None
 
     def __post_init__(self):
+        if self.optimizer is None:
+            self.optimizer = "adamw" if self.init_from else "muon"
         if self.lr is None:
-            self.lr = 7e-4 if self.optimizer == "adamw" else 1.76e-3
+            self.lr = 1.76e-3 if self.optimizer == "lamb" else 7e-4
         if self.warmup_steps is None:
             self.warmup_steps = self.max_steps // 10
         if self.mlm_vocab is None:
@@ -113,10 +118,10 @@ class PretrainConfig:
             problems.append("--keep-checkpoints must not be negative")
         if not 0 <= self.warmup_steps <= self.max_steps:
             problems.append(f"--warmup-steps {self.warmup_steps} is outside 0..max-steps")
-        if self.lr <= 0 or self.max_grad_norm <= 0 or self.weight_decay < 0:
-            problems.append("--lr and the clipping norm must be positive, the weight decay not negative")
-        if self.optimizer not in ("lamb", "adamw"):
-            problems.append(f"--optimizer {self.optimizer!r}: choose lamb or adamw")
+        if self.lr <= 0 or self.muon_lr <= 0 or self.max_grad_norm <= 0 or self.weight_decay < 0:
+            problems.append("--lr, --muon-lr and the clipping norm must be positive, the weight decay not negative")
+        if self.optimizer not in ("muon", "adamw", "lamb"):
+            problems.append(f"--optimizer {self.optimizer!r}: choose muon, adamw or lamb")
         if self.precision not in ("fp32", "bf16", "fp16"):
             problems.append(f"--precision {self.precision!r}: choose fp32, bf16 or fp16")
         if self.config is not None and self.init_from is not None:
@@ -349,6 +354,8 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 8.0):
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "lamb":
         return Lamb(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+    if config.optimizer == "muon":
+        return muon_adamw(model, config.lr, config.muon_lr, config.weight_decay)
     return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6, fused=True)
 
 
@@ -642,6 +649,9 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     fill_bias = vocab is not None and config.init_from is None
     model.to(procs.device).train()
     optimizer = make_optimizer(model, config)
+    if procs.main and config.optimizer == "muon":
+        log.info("optimizer: Muon at %.2g for the layers' %d weight matrices, AdamW at %.2g for the rest",
+                 config.muon_lr, len(optimizer.optimizers[1].param_groups[0]["params"]), config.lr)
     schedule = warmup_polynomial_decay(config.warmup_steps, config.max_steps)
     peak_lrs = [group["lr"] for group in optimizer.param_groups]
     budget = config.max_minutes * 60 if config.max_minutes else math.inf
@@ -662,8 +672,13 @@ def _run(config: PretrainConfig, procs: Processes) -> Path:
     if config.resume:
         path, state = load_newest_checkpoint(run_dir)
         check_same_model(state["model_config"], model.config.to_dict(), path)
-        # runs started before --mlm-vocab data became the default scored every id
         saved = saved_config(run_dir)
+        # runs started before muon became the default trained with AdamW; another optimizer's state cannot load
+        trained_with = saved.get("optimizer", "adamw")
+        if trained_with != config.optimizer:
+            raise SystemExit(f"{run_dir} was trained with --optimizer {trained_with}: pass --optimizer {trained_with} "
+                             "to resume it")
+        # runs started before --mlm-vocab data became the default scored every id
         earlier = saved.get("mlm_vocab", "all")
         if earlier != config.mlm_vocab and procs.main:
             log.warning("%s was trained with --mlm-vocab %s and resumes with %s: pass --mlm-vocab %s to keep its loss",
