@@ -41,7 +41,7 @@ from albert_zh.pretrain import METRICS, BatchStream, PretrainConfig, Processes, 
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-OURS = {"default": {}, "adamw": {"optimizer": "adamw"}, "mlm-vocab all": {"mlm_vocab": "all"},
+OURS = {"default": {}, "muon": {"optimizer": "muon"}, "mlm-vocab all": {"mlm_vocab": "all"},
         "seed": {"optimizer": "lamb", "init": "standard"},
         "standard init": {"init": "standard"}}
 REFERENCES = {"hf-albert": (1e-4, 3e-4, 1e-3), "hf-bert": (5e-4,)}  # BERT: the rate of shared/tools/mlm_reference.py
