@@ -67,15 +67,9 @@ class Chained(torch.optim.Optimizer):
     def param_groups(self) -> list[dict]:  # read anew: loading a state dict replaces the groups
         return [group for optimizer in self.optimizers for group in optimizer.param_groups]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def step(self):  # no closure: pretraining computes its losses before the step
         for optimizer in self.optimizers:
             optimizer.step()
-        return loss
 
     def zero_grad(self, set_to_none: bool = True):
         for optimizer in self.optimizers:
