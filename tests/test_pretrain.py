@@ -105,7 +105,7 @@ def test_muon_moves_the_layer_matrices_by_orthogonal_steps_and_adamw_the_rest():
         p.grad = torch.randn_like(p)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     lr, muon_lr = 1e-3, 0.02
-    optimizer = muon_adamw(model, lr, muon_lr, weight_decay=0.0)
+    optimizer = muon_adamw(model, lr, muon_lr, weight_decay=0.0, eps=1e-6)
     optimizer.step()
     muon_names = {n for n, p in model.named_parameters() if ".albert_layers." in n and p.ndim == 2}
     assert len(muon_names) == 6  # query, key, value, dense, ffn, ffn_output of the one shared layer
@@ -119,7 +119,7 @@ def test_muon_moves_the_layer_matrices_by_orthogonal_steps_and_adamw_the_rest():
             torch.testing.assert_close(step, lr * p.grad / (p.grad.abs() + 1e-6), atol=1e-7, rtol=1e-4)
 
     # a resumed run's schedule scales the groups that loading the state put in place
-    resumed = muon_adamw(model, lr, muon_lr, weight_decay=0.0)
+    resumed = muon_adamw(model, lr, muon_lr, weight_decay=0.0, eps=1e-6)
     resumed.load_state_dict(optimizer.state_dict())
     for group in resumed.param_groups:
         group["lr"] = 0.0

@@ -23,35 +23,35 @@ import torch
 NO_DECAY = ("LayerNorm", "layer_norm", "bias")  # parameter-name parts the seed exempts from decay
 
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: decayed + trust-ratio-adapted weights, and the exempt LayerNorm/bias ones."""
+def parameter_groups(model: torch.nn.Module, weight_decay: float, exclude=()) -> list[dict]:
+    """Two groups: decayed + trust-ratio-adapted weights, and the exempt LayerNorm/bias ones; the
+    parameters in `exclude` (another optimizer's) in neither."""
+    excluded = {id(p) for p in exclude}
     decayed, exempt = [], []
     for name, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and id(p) not in excluded:
             (exempt if any(part in name for part in NO_DECAY) else decayed).append(p)
     return [{"params": decayed, "weight_decay": weight_decay, "adapt": True},
             {"params": exempt, "weight_decay": 0.0, "adapt": False}]
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float, **kwargs) -> torch.optim.AdamW:
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, exclude=(), **kwargs) -> torch.optim.AdamW:
     """AdamW with the same exemptions (fine-tuning, and pretraining with --optimizer adamw)."""
-    groups = [{k: v for k, v in group.items() if k != "adapt"} for group in parameter_groups(model, weight_decay)]
+    groups = [{k: v for k, v in group.items() if k != "adapt"}
+              for group in parameter_groups(model, weight_decay, exclude)]
     return torch.optim.AdamW(groups, lr=lr, **kwargs)
 
 
-def muon_adamw(model: torch.nn.Module, lr: float, muon_lr: float, weight_decay: float) -> Chained:
+def muon_adamw(model: torch.nn.Module, lr: float, muon_lr: float, weight_decay: float, **adamw_kwargs) -> Chained:
     """Muon (PyTorch's: momentum, then each update orthogonalised by Newton-Schulz iterations) for the
-    transformer layers' weight matrices, AdamW for everything else: embeddings, their E->H mapping,
-    LayerNorms, biases, pooler and heads, as Muon's authors split a model. Muon's matrices get no
-    weight decay (it was measured without)."""
+    transformer layers' weight matrices, AdamW (with `adamw_kwargs`) for everything else: embeddings,
+    their E->H mapping, LayerNorms, biases, pooler and heads, as Muon's authors split a model. Muon's
+    matrices get no weight decay (it was measured without)."""
     matrices = [p for name, p in model.named_parameters()
                 if p.requires_grad and p.ndim == 2 and ".albert_layers." in name]
     if not matrices:
         raise ValueError("Muon needs the transformer layers' weight matrices; this model has none")
-    chosen = {id(p) for p in matrices}
-    rest = adamw(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-6, fused=True)
-    for group in rest.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) not in chosen]
+    rest = adamw(model, lr, weight_decay, exclude=matrices, **adamw_kwargs)
     return Chained(rest, torch.optim.Muon(matrices, lr=muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True))
 
 

@@ -352,9 +352,10 @@ def local_init(model: AlbertForPreTraining, head_gain: float = 8.0):
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "lamb":
         return Lamb(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999), eps=1e-6)
+    adamw_settings = {"betas": (0.9, 0.999), "eps": 1e-6, "fused": True}
     if config.optimizer == "muon":
-        return muon_adamw(model, config.lr, config.muon_lr, config.weight_decay)
-    return adamw(model, config.lr, config.weight_decay, betas=(0.9, 0.999), eps=1e-6, fused=True)
+        return muon_adamw(model, config.lr, config.muon_lr, config.weight_decay, **adamw_settings)
+    return adamw(model, config.lr, config.weight_decay, **adamw_settings)
 
 
 STATS = ("mlm_loss_sum", "sop_loss_sum", "mlm_correct", "sop_correct", "masked", "sequences", "changed_correct",
