@@ -7,6 +7,7 @@ a random token), against always guessing the most frequent token there. A model 
 stays at 1.0x; the first step at 2x is the figure of merit. Rows, all on the same batches:
 
   default          `albert-zh pretrain` with no flags (run through `pretrain()` itself)
+  adamw            the defaults with `--optimizer adamw` (AdamW for every parameter, not Muon for the layers)
   mlm-vocab all    the defaults with `--mlm-vocab all` (the loss scores the whole vocabulary)
   seed             the TF seed's recipe: LAMB at 1.76e-3, the TF random init
   standard init    the defaults with `--init standard`
@@ -41,7 +42,7 @@ from albert_zh.pretrain import METRICS, BatchStream, PretrainConfig, Processes, 
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-OURS = {"default": {}, "muon": {"optimizer": "muon"}, "mlm-vocab all": {"mlm_vocab": "all"},
+OURS = {"default": {}, "adamw": {"optimizer": "adamw"}, "mlm-vocab all": {"mlm_vocab": "all"},
         "seed": {"optimizer": "lamb", "init": "standard"},
         "standard init": {"init": "standard"}}
 REFERENCES = {"hf-albert": (1e-4, 3e-4, 1e-3), "hf-bert": (5e-4,)}  # BERT: the rate of shared/tools/mlm_reference.py

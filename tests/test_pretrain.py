@@ -405,8 +405,9 @@ def test_standard_init_is_the_plain_model_and_local_is_the_default():
     mapping, random_mapping = (m.albert.encoder.embedding_hidden_mapping_in.weight for m in (local, plain))
     torch.testing.assert_close(mapping[:128] - random_mapping[:128], torch.eye(128))
     torch.testing.assert_close(mapping[128:], random_mapping[128:])
-    assert PretrainConfig(data="d", out="o").optimizer == "adamw" and PretrainConfig(data="d", out="o").lr == 7e-4
-    assert PretrainConfig(data="d", out="o", optimizer="muon").lr == 7e-4  # AdamW's part of muon
+    assert PretrainConfig(data="d", out="o").optimizer == "muon" and PretrainConfig(data="d", out="o").lr == 7e-4
+    assert PretrainConfig(data="d", out="o", init_from="m").optimizer == "adamw"  # Muon measured from scratch only
+    assert PretrainConfig(data="d", out="o", optimizer="adamw").lr == 7e-4
     assert PretrainConfig(data="d", out="o", optimizer="lamb").lr == 1.76e-3
     # the loss scores the data's ids from scratch, every id of a trained model with --init-from
     assert PretrainConfig(data="d", out="o").mlm_vocab == "data"
@@ -465,10 +466,10 @@ def test_the_loss_scores_only_the_ids_the_data_holds(setup, tmp_path, caplog):
 
 
 def test_resuming_with_another_optimizer_stops_and_says_which(setup, tmp_path):
-    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2", "--optimizer", "muon")) == 0
-    with pytest.raises(SystemExit, match="trained with --optimizer muon: pass --optimizer muon"):
-        main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume"))
-    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume", "--optimizer", "muon")) == 0
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "2", "--optimizer", "adamw")) == 0
+    with pytest.raises(SystemExit, match="trained with --optimizer adamw: pass --optimizer adamw"):
+        main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume"))  # the default is muon
+    assert main(cli_args(setup, tmp_path / "r", "--max-steps", "3", "--resume", "--optimizer", "adamw")) == 0
 
 
 def test_resuming_a_run_of_other_masked_spans_says_so(setup, tmp_path, caplog):

@@ -63,7 +63,7 @@ def run_demo(out: str | Path, threads: int = 1, pretrain_steps: int = 60, finetu
                                          max_seq_length=64, dupe_factor=4, workers=1))
     print("\n".join(summary.lines()))
 
-    _step(f"3. pretrain: MLM + sentence order, the default recipe (--init local, AdamW), {pretrain_steps} steps")
+    _step(f"3. pretrain: MLM + sentence order, the default recipe (--init local, Muon + AdamW), {pretrain_steps} steps")
     model_dir = pretrain(PretrainConfig(data=str(out / "data"), out=str(out / "pretrain"),
                                         batch_size=16, max_steps=pretrain_steps,
                                         keep_checkpoints=0,  # resume checkpoints (51 MB each) a newcomer never needs

@@ -70,10 +70,11 @@ class PretrainConfig:
     muon_lr: float = 0.005  # --optimizer muon: Muon's rate for the layers' weight matrices
     warmup_steps: int | None = None  # default: 10% of max_steps, as the seed (12.5k of 125k)
     max_steps: int = 10_000
-    # "adamw"; "muon": Muon on the layers' weight matrices, AdamW on the rest (further on held-out text,
-    # less gained in fine-tuning on LCQMC: EVALUATION.md); "lamb": at batch 32 LAMB's step (lr x ||w||
-    # per tensor) is ~30x smaller than AdamW's
-    optimizer: str = "adamw"
+    # "muon": Muon on the layers' weight matrices, AdamW on the rest (further on held-out text than
+    # AdamW alone, fine-tuning level with it: EVALUATION.md); "adamw"; "lamb": at batch 32 LAMB's step
+    # (lr x ||w|| per tensor) is ~30x smaller than AdamW's. Default: muon from scratch, adamw with
+    # --init-from (Muon was measured from scratch only)
+    optimizer: str | None = None
     init: str = "local"  # from scratch: "local" (heads read their neighbours, see local_init) or "standard"
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -102,6 +103,8 @@ class PretrainConfig:
     mlm_vocab: str | None = None
 
     def __post_init__(self):
+        if self.optimizer is None:
+            self.optimizer = "adamw" if self.init_from else "muon"
         if self.lr is None:
             self.lr = 1.76e-3 if self.optimizer == "lamb" else 7e-4
         if self.warmup_steps is None:
