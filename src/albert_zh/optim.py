@@ -11,7 +11,7 @@ minutes" (2019), Algorithm 2, with phi = identity: for each parameter tensor x w
 Parameters in a group with `adapt=False` (LayerNorm weights and all biases, as the seed's
 optimizer excludes them) get neither weight decay nor the trust ratio: a plain Adam step.
 
-`muon_adamw` (`pretrain --optimizer muon`) steps the transformer layers' weight matrices
+`muon_adamw` (`pretrain`'s default from scratch, `--optimizer muon`) steps the transformer layers' weight matrices
 with PyTorch's Muon (Jordan et al. 2024: momentum, then the update's singular values pushed to
 about 1 by a few Newton-Schulz iterations) and everything else with AdamW.
 """
