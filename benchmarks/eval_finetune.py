@@ -1,7 +1,7 @@
 """Fine-tuning on real data: ChnSentiCorp and LCQMC, from a random-init tiny and from a pretrained tiny.
 
-Each (dataset, start, seed) is one `albert_zh.finetune.finetune` run; finished runs are kept in
---work and not run again. The table (accuracy on the held-out split, minutes per run, and the
+Each (dataset, start, epochs, seed) is one `albert_zh.finetune.finetune` run; finished runs are kept
+in --work and not run again. The table (accuracy on the held-out split, minutes per run, and the
 pretrained-minus-random difference with its spread over seeds) replaces the "Fine-tuning on real
 data" section of EVALUATION.md.
 
@@ -11,7 +11,11 @@ Data (../shared/data, read-only):
   lcqmc:        lcqmc/dev.txt shuffled with seed 0 and cut into train (--train-size) / dev (1000) /
                 test (all the rest: 3,802 pairs with the default --train-size).
 
-    python benchmarks/eval_finetune.py --pretrained runs/pretrain/model [--seeds 0,1,2]
+Each start is fine-tuned for every --epochs value (within a run the best dev epoch is kept); for
+each (dataset, start) the value with the higher mean dev accuracy over the seeds is the one scored
+on test, so a start that overfits in 5 epochs is compared at 2, and one still learning at 2 at 5.
+
+    python benchmarks/eval_finetune.py --pretrained runs/pretrain/model [--seeds 0,1,2] [--epochs 2,5]
 """
 
 from __future__ import annotations
@@ -86,8 +90,8 @@ def main():
     parser.add_argument("--pretrained", help="save_pretrained dir of a pretrained tiny (omit: random init only)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--train-size", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", default="2,5", help="epoch counts to try; dev picks one per start (default: 2,5)")
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="runs/eval_finetune")
@@ -100,53 +104,74 @@ def main():
     starts = {"random": random_start(work, args.pretrained)}
     if args.pretrained:
         starts["pretrained"] = args.pretrained
+    epoch_counts = [int(e) for e in args.epochs.split(",")]
     for seed in [int(s) for s in args.seeds.split(",")]:  # seed-major: every start gets seed 0 first
         for dataset in args.datasets.split(","):
             for start, model in starts.items():
-                out = work / dataset / start / f"seed{seed}"
-                if not (out / "results.json").is_file():
-                    finetune(FinetuneConfig(task=dataset, model=model, out=str(out), seed=seed, epochs=args.epochs,
-                                            lr=args.lr, max_seq_length=args.max_seq_length, threads=args.threads,
-                                            **{k: str(v) for k, v in files[dataset].items()}))
-    # every finished run in WORK, also from earlier invocations with other --seeds
-    results = {tuple(p.parent.parts[-3:-1]) + (int(p.parent.name.removeprefix("seed")),): json.loads(p.read_text())
-               for p in work.glob("*/*/seed*/results.json")}
-    write_table(args, starts, results)
+                for epochs in epoch_counts:
+                    out = work / dataset / start / f"e{epochs}" / f"seed{seed}"
+                    if not (out / "results.json").is_file():
+                        finetune(FinetuneConfig(task=dataset, model=model, out=str(out), seed=seed, epochs=epochs,
+                                                lr=args.lr, max_seq_length=args.max_seq_length, threads=args.threads,
+                                                **{k: str(v) for k, v in files[dataset].items()}))
+    # every finished run in WORK, also from earlier invocations with other --seeds: (dataset, start, epochs, seed)
+    results = {(p.parts[-5], p.parts[-4], int(p.parts[-3].removeprefix("e")), int(p.parts[-2].removeprefix("seed"))):
+               json.loads(p.read_text()) for p in work.glob("*/*/e*/seed*/results.json")}
+    write_table(args, starts, {k: r for k, r in results.items() if k[2] in epoch_counts})
+
+
+def chosen_epochs(results: dict, dataset: str, start: str) -> int | None:
+    """The epoch count whose runs have the higher mean dev accuracy, over the seeds every count has."""
+    runs = {(e, s): r for (d, st, e, s), r in results.items() if (d, st) == (dataset, start)}
+    counts = sorted({e for e, _ in runs})
+    seeds = [s for s in sorted({s for _, s in runs}) if all((e, s) in runs for e in counts)]
+    if not seeds:
+        return None
+    return max(counts, key=lambda e: statistics.mean(runs[e, s]["dev"]["accuracy"] for s in seeds))
 
 
 def write_table(args, starts: dict, results: dict):
     datasets = args.datasets.split(",")
     lines = [(f"`python benchmarks/eval_finetune.py{' --pretrained ' + args.pretrained if args.pretrained else ''}"
-              f" --seeds {args.seeds}` (re-run to fill in missing seeds): {machine()}; minutes are wall time "
-              "of each run on this machine."),
+              f" --seeds {args.seeds} --epochs {args.epochs} --lr {args.lr:g} --threads {args.threads}` (re-run to "
+              f"fill in missing seeds): {machine()}; minutes are wall time of each run on this machine."),
              "",
-             (f"Each run: `albert-zh finetune --task TASK --model START --epochs {args.epochs} --lr {args.lr:g} "
-              f"--batch-size 64 --max-seq-length {args.max_seq_length}` on {args.train_size} training examples "
-              "(see the script's docstring for the splits); the best dev epoch is scored on the test split."),
+             (f"Each run: `albert-zh finetune --task TASK --model START --epochs E --lr {args.lr:g} --batch-size 64 "
+              f"--max-seq-length {args.max_seq_length}` on {args.train_size} training examples (see the script's "
+              "docstring for the splits); the best dev epoch is scored on the test split. Per dataset and start, "
+              "the epoch count E with the higher mean dev accuracy (**bold**) is the one compared."),
              "",
-             "| dataset | start | test accuracy per seed | mean | test macro-F1 (mean) | minutes per run |",
-             "|---|---|---|---:|---:|---:|"]
+             "| dataset | start | epochs | dev accuracy (mean) | test accuracy per seed | mean | minutes per run |",
+             "|---|---|---:|---:|---|---:|---:|"]
+    chosen = {}
     for dataset in datasets:
         for start, model in starts.items():
-            rs = [r for (d, st, _), r in sorted(results.items()) if (d, st) == (dataset, start)]
-            if not rs:
-                continue
-            accs = [r["test"]["accuracy"] for r in rs]
-            lines.append(f"| {dataset} | {start} (`{model}`) | {', '.join(f'{a:.4f}' for a in accs)} | "
-                         f"{statistics.mean(accs):.4f} | {statistics.mean(r['test']['macro_f1'] for r in rs):.4f} | "
-                         f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
+            chosen[dataset, start] = chosen_epochs(results, dataset, start)
+            for epochs in sorted({e for d, st, e, _ in results if (d, st) == (dataset, start)}):
+                rs = [r for (d, st, e, _), r in sorted(results.items()) if (d, st, e) == (dataset, start, epochs)]
+                accs = [r["test"]["accuracy"] for r in rs]
+                mark = "**" if epochs == chosen[dataset, start] else ""
+                lines.append(f"| {dataset} | {start} (`{model}`) | {mark}{epochs}{mark} | "
+                             f"{statistics.mean(r['dev']['accuracy'] for r in rs):.4f} | "
+                             f"{', '.join(f'{a:.4f}' for a in accs)} | {statistics.mean(accs):.4f} | "
+                             f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
     if "pretrained" in starts:
-        lines += ["", "Pretrained minus random, test accuracy, paired by seed:", ""]
+        lines += ["", "Pretrained minus random, test accuracy, paired by seed (each start at its chosen epoch count; "
+                  "then both at each count):", ""]
         for dataset in datasets:
-            seeds = sorted(s for d, st, s in results if (d, st) == (dataset, "pretrained")
-                           and (dataset, "random", s) in results)
-            if not seeds:
-                continue
-            diffs = [results[dataset, "pretrained", s]["test"]["accuracy"] - results[dataset, "random", s]["test"][
-                "accuracy"] for s in seeds]
-            spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-            lines.append(f"- {dataset}: {statistics.mean(diffs):+.4f} (std {spread:.4f} over {len(diffs)} seeds; "
-                         f"per seed {', '.join(f'{d:+.4f}' for d in diffs)})")
+            pairs = [(chosen[dataset, "pretrained"], chosen[dataset, "random"])]
+            pairs = list(dict.fromkeys(pairs + [(e, e) for e in sorted({e for d, _, e, _ in results if d == dataset})]))
+            for ours, theirs in pairs:
+                seeds = sorted(s for d, st, e, s in results if (d, st, e) == (dataset, "pretrained", ours)
+                               and (dataset, "random", theirs, s) in results)
+                if not seeds:
+                    continue
+                diffs = [results[dataset, "pretrained", ours, s]["test"]["accuracy"]
+                         - results[dataset, "random", theirs, s]["test"]["accuracy"] for s in seeds]
+                spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+                lines.append(f"- {dataset}, {ours} against {theirs} epochs: {100 * statistics.mean(diffs):+.2f} points "
+                             f"(std {100 * spread:.2f} over {len(diffs)} seeds; per seed "
+                             f"{', '.join(f'{100 * d:+.1f}' for d in diffs)})")
     else:
         lines += ["", "No pretrained start was given: only the random-init baseline is shown. Re-running with "
                   "`--pretrained DIR` adds the pretrained rows and the paired differences (finished runs are kept)."]
