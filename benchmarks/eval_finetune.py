@@ -159,8 +159,8 @@ def write_table(args, starts: dict, results: dict):
         lines += ["", "Pretrained minus random, test accuracy, paired by seed (each start at its chosen epoch count; "
                   "then both at each count):", ""]
         for dataset in datasets:
-            pairs = [(chosen[dataset, "pretrained"], chosen[dataset, "random"])]
-            pairs = list(dict.fromkeys(pairs + [(e, e) for e in sorted({e for d, _, e, _ in results if d == dataset})]))
+            same_count = [(e, e) for e in sorted({e for d, _, e, _ in results if d == dataset})]
+            pairs = dict.fromkeys([(chosen[dataset, "pretrained"], chosen[dataset, "random"]), *same_count])
             for ours, theirs in pairs:
                 seeds = sorted(s for d, st, e, s in results if (d, st, e) == (dataset, "pretrained", ours)
                                and (dataset, "random", theirs, s) in results)
