@@ -60,12 +60,18 @@ def pretraining_batch(config: AlbertConfig, size: int, masked: int = MASKED):
     return ids, mask, types, positions, masked_labels, labels, sop
 
 
-def interleaved(fns: dict, rounds: int, repeats: int) -> dict[str, float]:
+def interleaved_rounds(fns: dict, rounds: int, repeats: int) -> dict[str, list[float]]:
+    """Each round times every function in turn (median seconds of `repeats` calls), so a drift in
+    the machine's speed reaches all of them alike; the per-round medians, in round order."""
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             samples[name].append(median_seconds(fn, repeats))
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
+
+
+def interleaved(fns: dict, rounds: int, repeats: int) -> dict[str, float]:
+    return {name: statistics.median(s) for name, s in interleaved_rounds(fns, rounds, repeats).items()}
 
 
 def bench_inference(preset: str, size: int, rounds: int, repeats: int) -> dict:

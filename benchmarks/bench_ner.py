@@ -15,6 +15,7 @@ of BENCHMARKS.md.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import transformers
 from bench_finetune import training_steps
-from bench_model import interleaved
+from bench_model import interleaved, interleaved_rounds
 from common import machine, timing_parser, write_section
 
 from albert_zh.bench import random_batch
@@ -80,7 +81,9 @@ def inference_speed(config: AlbertConfig, rounds: int, repeats: int, threads: in
         reference = run_theirs()
         diffs = {b: float(np.abs(run(*arrays)["logits"] - reference).max()) for b, run in runners.items()}
         fns = {"transformers": run_theirs, **{b: (lambda run=run: run(*arrays)) for b, run in runners.items()}}
-        return {"median_s": interleaved(fns, rounds, repeats), "diffs": diffs}
+        per_round = interleaved_rounds(fns, rounds, repeats)
+        return {"median_s": {name: statistics.median(s) for name, s in per_round.items()}, "diffs": diffs,
+                "int8_ratios": [t / q for t, q in zip(per_round["transformers"], per_round["onnx-int8"], strict=True)]}
 
 
 def main():
@@ -106,7 +109,8 @@ def main():
             f"Speed-up: **{step['theirs'] / step['ours']:.2f}x**.\n\n"
             f"Tag scores at batch 1 x {SEQ} (all ids real):\n\n"
             "| runner | median ms | vs transformers eager | max abs diff vs transformers |\n|---|---:|---:|---:|\n"
-            f"{rows}\n\nint8 ONNX against transformers eager: **{med['transformers'] / med['onnx-int8']:.2f}x**.")
+            f"{rows}\n\nint8 ONNX against transformers eager: **{med['transformers'] / med['onnx-int8']:.2f}x** "
+            f"(round by round: {', '.join(f'{r:.2f}x' for r in latency['int8_ratios'])}).")
     print(body)
     if not args.no_write:
         write_section("Entity tagging", body)
